@@ -1,0 +1,99 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"qnet.dev/qnet/ledger"
+	"qnet.dev/qnet/scheduler"
+	"qnet.dev/qnet/state"
+)
+
+// Runner runs the replica reconciler on the ordering leader whenever the state changes.
+type Runner struct {
+	Store *state.Store
+	// IsLeader reports whether this node orders blocks now; only the leader decides.
+	IsLeader func() bool
+	// Alive reports whether a node is up; nil means every node is.
+	Alive func(nodeID string) bool
+	// Propose signs and submits a placement set, returning once it is committed.
+	Propose func(ctx context.Context, set ledger.PlacementSet) error
+	// Resync bounds how long the runner waits without a state change before it looks
+	// again (leadership changes and node failures do not always change the state).
+	Resync time.Duration
+	Log    *slog.Logger
+}
+
+// Run reconciles until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	resync := r.Resync
+	if resync <= 0 {
+		resync = time.Second
+	}
+	t := time.NewTimer(resync)
+	defer t.Stop()
+	backoff := 50 * time.Millisecond
+	for {
+		_, changed := r.Store.Watch()
+		wait := resync
+		if r.IsLeader() {
+			if err := r.Once(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				r.Log.Warn("replica reconcile failed", "err", err, "retry", backoff)
+				wait = backoff
+				backoff = min(2*backoff, 5*time.Second)
+			} else {
+				backoff = 50 * time.Millisecond
+			}
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+// Once reads the state, decides and proposes once.
+func (r *Runner) Once(ctx context.Context) error {
+	services, err := r.Store.Services()
+	if err != nil {
+		return err
+	}
+	placements, err := r.Store.Placements(nil)
+	if err != nil {
+		return err
+	}
+	nodes, err := r.Store.Nodes()
+	if err != nil {
+		return err
+	}
+	in := ReplicaInput{Services: services, Placements: placements, NewID: NewDepotID}
+	for _, n := range nodes {
+		alive := r.Alive == nil || r.Alive(n.ID)
+		in.Nodes = append(in.Nodes, scheduler.Node{ID: n.ID, CPU: n.CPU, Memory: n.Memory, Alive: alive})
+	}
+	set := Replicas(in)
+	if Empty(set) {
+		return nil
+	}
+	if err := r.Propose(ctx, set); err != nil {
+		return fmt.Errorf("propose placements: %w", err)
+	}
+	return nil
+}
+
+// NewDepotID names a new depot of service: the service name and 8 random hex digits.
+func NewDepotID(service string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return service + "-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,243 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"qnet.dev/qnet/identity"
+)
+
+// KeyChange is a change to the set of keys the ledger knows, caused by a transaction.
+type KeyChange struct {
+	Put    *KeyInfo
+	Revoke string
+}
+
+// KeyChanges lists the key changes a committed transaction makes.
+func KeyChanges(t *Tx) ([]KeyChange, error) {
+	switch t.Type {
+	case TxGenesis:
+		var g Genesis
+		if err := t.Decode(&g); err != nil {
+			return nil, err
+		}
+		return genesisKeys(&g), nil
+	}
+	return nil, nil
+}
+
+func genesisKeys(g *Genesis) []KeyChange {
+	validators := make(map[string]bool, len(g.Validators))
+	for _, v := range g.Validators {
+		validators[v] = true
+	}
+	var out []KeyChange
+	for _, op := range g.Operators {
+		out = append(out, KeyChange{Put: &KeyInfo{ID: op.Key.ID(), Public: op.Key, Role: RoleOperator, Owner: op.Name}})
+	}
+	for _, n := range g.Nodes {
+		out = append(out, KeyChange{Put: &KeyInfo{ID: n.Key.ID(), Public: n.Key, Role: RoleNode, Owner: n.ID, Validator: validators[n.ID]}})
+	}
+	return out
+}
+
+// NewGenesis builds the genesis block of a new network: one transaction, signed by the
+// first operator, registering g's operators and nodes, in a block signed by the first
+// validator.
+func NewGenesis(g *Genesis, operator, validator *identity.Key) (*Block, error) {
+	tx, err := NewTx(TxGenesis, ZeroHash, g, g.Created.Add(MaxTxLifetime))
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Sign(operator); err != nil {
+		return nil, err
+	}
+	b, err := NewBlock(ZeroHash, 0, ZeroHash, g.Created, []*Tx{tx}, validator)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := CheckGenesis(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// CheckGenesis checks a genesis block on its own: it is its own root of trust, so the
+// keys it registers must have signed it. It returns the genesis payload.
+func CheckGenesis(b *Block) (*Genesis, error) {
+	if err := b.checkForm(); err != nil {
+		return nil, err
+	}
+	if b.Height != 0 || !b.Prev.IsZero() || !b.Network.IsZero() {
+		return nil, fmt.Errorf("%w: genesis block must have height 0 and zero previous hash and network", ErrBadChain)
+	}
+	if len(b.Txs) != 1 || b.Txs[0].Type != TxGenesis {
+		return nil, fmt.Errorf("%w: genesis block must hold exactly one %s transaction", ErrBadChain, TxGenesis)
+	}
+	t := b.Txs[0]
+	var g Genesis
+	if err := t.Decode(&g); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	if g.Network == "" || len(g.Operators) == 0 || len(g.Nodes) == 0 || len(g.Validators) == 0 {
+		return nil, fmt.Errorf("%w genesis: needs a network name, an operator, a node and a validator", ErrMalformed)
+	}
+	mem := NewChain()
+	for _, c := range genesisKeys(&g) {
+		if err := mem.applyKeyChange(c); err != nil {
+			return nil, fmt.Errorf("genesis: %w", err)
+		}
+	}
+	info, v, ok := mem.Key(t.Signer)
+	if !ok || info.Role != RoleOperator {
+		return nil, fmt.Errorf("%w: genesis is signed by %s, which is not one of its operators", ErrUnknownSigner, t.Signer)
+	}
+	if err := v.Verify(identity.DomainTx, t.SigningBytes(), t.Sig); err != nil {
+		return nil, fmt.Errorf("genesis transaction: %w", err)
+	}
+	if err := checkProposer(mem, b); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// Chain is an in-memory ChainState built by appending blocks from genesis. It is how a
+// whole chain is verified.
+type Chain struct {
+	started bool
+	network Hash
+	height  uint64
+	tip     Hash
+	tipTime time.Time
+	keys    map[string]chainKey
+	txs     map[Hash]uint64
+	ntx     int
+}
+
+type chainKey struct {
+	info KeyInfo
+	v    *identity.Verifier
+}
+
+// NewChain returns an empty chain waiting for its genesis block.
+func NewChain() *Chain {
+	return &Chain{keys: map[string]chainKey{}, txs: map[Hash]uint64{}}
+}
+
+// Network implements ChainState.
+func (c *Chain) Network() Hash { return c.network }
+
+// Tip implements ChainState.
+func (c *Chain) Tip() (uint64, Hash, time.Time, bool) {
+	return c.height, c.tip, c.tipTime, c.started
+}
+
+// Key implements ChainState.
+func (c *Chain) Key(id string) (KeyInfo, *identity.Verifier, bool) {
+	k, ok := c.keys[id]
+	return k.info, k.v, ok
+}
+
+// TxHeight implements ChainState.
+func (c *Chain) TxHeight(id Hash) (uint64, bool) {
+	h, ok := c.txs[id]
+	return h, ok
+}
+
+func (c *Chain) applyKeyChange(ch KeyChange) error {
+	if ch.Put != nil {
+		v, err := ch.Put.Public.Verifier()
+		if err != nil {
+			return fmt.Errorf("key %s of %s: %w", ch.Put.ID, ch.Put.Owner, err)
+		}
+		c.keys[ch.Put.ID] = chainKey{info: *ch.Put, v: v}
+	}
+	if ch.Revoke != "" {
+		delete(c.keys, ch.Revoke)
+	}
+	return nil
+}
+
+// Append checks b against the chain and, if it is valid, appends it.
+func (c *Chain) Append(b *Block) error {
+	if !c.started {
+		if _, err := CheckGenesis(b); err != nil {
+			return fmt.Errorf("block 0: %w", err)
+		}
+		c.network = b.Hash
+	} else if err := CheckBlock(c, b, nil); err != nil {
+		return err
+	}
+	for _, t := range b.Txs {
+		changes, err := KeyChanges(t)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", b.Height, err)
+		}
+		for _, ch := range changes {
+			if err := c.applyKeyChange(ch); err != nil {
+				return fmt.Errorf("block %d: %w", b.Height, err)
+			}
+		}
+		c.txs[t.ID()] = b.Height
+	}
+	c.started = true
+	c.height, c.tip, c.tipTime = b.Height, b.Hash, b.Time
+	c.ntx += len(b.Txs)
+	return nil
+}
+
+// Report sums up a verified chain.
+type Report struct {
+	Network Hash   `json:"network"`
+	Blocks  uint64 `json:"blocks"`
+	Txs     int    `json:"txs"`
+	Tip     Hash   `json:"tip"`
+}
+
+// BlockSource yields a chain's stored blocks in order, as raw bytes; io.EOF ends it.
+type BlockSource func() (height uint64, data []byte, err error)
+
+// Verify re-checks a stored chain from genesis: every block's encoding, hash, Merkle root,
+// chaining and proposer signature, and every transaction's signature, signer and
+// uniqueness. The error names the first bad block.
+func Verify(next BlockSource) (Report, error) {
+	c := NewChain()
+	var want uint64
+	for {
+		h, data, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return c.report(), fmt.Errorf("read block %d: %w", want, err)
+		}
+		if h != want {
+			return c.report(), fmt.Errorf("%w: block %d is missing (next stored block is %d)", ErrTampered, want, h)
+		}
+		b, err := DecodeBlock(data)
+		if err != nil {
+			return c.report(), fmt.Errorf("block %d: %w", h, err)
+		}
+		if b.Height != h {
+			return c.report(), fmt.Errorf("%w: block stored at height %d says it is block %d", ErrTampered, h, b.Height)
+		}
+		if err := c.Append(b); err != nil {
+			return c.report(), err
+		}
+		want++
+	}
+	if !c.started {
+		return c.report(), fmt.Errorf("%w: the chain has no genesis block", ErrBadChain)
+	}
+	return c.report(), nil
+}
+
+func (c *Chain) report() Report {
+	r := Report{Network: c.network, Tip: c.tip, Txs: c.ntx}
+	if c.started {
+		r.Blocks = c.height + 1
+	}
+	return r
+}

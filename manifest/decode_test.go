@@ -1,0 +1,422 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// dnsRule is the wording of the DNS label rule in messages.
+const dnsRule = "1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'"
+
+// badManifests are manifests with their exact errors; the fuzz targets use them as seeds.
+var badManifests = []struct {
+	name string
+	yaml string
+	want []string // every error, in order, exactly as printed
+}{
+	{
+		name: "empty file",
+		yaml: "",
+		want: []string{"web.yaml:1:1: empty manifest: want a Service manifest with apiVersion: qnet/v1, kind: Service, metadata and spec"},
+	},
+	{
+		name: "only comments and separators",
+		yaml: "# nothing here\n---\n---\n",
+		want: []string{"web.yaml:1:1: empty manifest: want a Service manifest with apiVersion: qnet/v1, kind: Service, metadata and spec"},
+	},
+	{
+		name: "unclosed flow sequence",
+		yaml: "apiVersion: qnet/v1\nkind: [Service\nmetadata: {name: web}\n",
+		want: []string{"web.yaml:3:1: invalid YAML: ',' or ']' must be specified"},
+	},
+	{
+		name: "bad indentation",
+		yaml: "apiVersion: qnet/v1\n  kind: Service\n",
+		want: []string{"web.yaml:1:13: invalid YAML: mapping value is not allowed in this context"},
+	},
+	{
+		name: "duplicate key",
+		yaml: "apiVersion: qnet/v1\napiVersion: qnet/v1\n",
+		want: []string{`web.yaml:2:1: invalid YAML: mapping key "apiVersion" already defined at [1:1]`},
+	},
+	{
+		name: "document is a list",
+		yaml: "- apiVersion: qnet/v1\n",
+		want: []string{"web.yaml:1:1: must be a Service manifest: a mapping with apiVersion, kind, metadata and spec, got a list"},
+	},
+	{
+		name: "document is a string",
+		yaml: "hello\n",
+		want: []string{`web.yaml:1:1: must be a Service manifest: a mapping with apiVersion, kind, metadata and spec, got string "hello"`},
+	},
+	{
+		name: "empty mapping: everything required is missing",
+		yaml: "{}\n",
+		want: []string{
+			"web.yaml:1:1: apiVersion: must be qnet/v1, got nothing",
+			"web.yaml:1:1: kind: must be Service, got nothing",
+			"web.yaml:1:1: metadata.name: is required: a DNS label (" + dnsRule + ")",
+			"web.yaml:1:1: spec.depot: exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}",
+		},
+	},
+	{
+		name: "wrong apiVersion and kind",
+		yaml: "apiVersion: v1\nkind: Deployment\nmetadata: {name: web}\nspec: {depot: {exec: web}}\n",
+		want: []string{
+			`web.yaml:1:13: apiVersion: must be qnet/v1, got "v1"`,
+			`web.yaml:2:7: kind: must be Service, got "Deployment"`,
+		},
+	},
+	{
+		name: "unknown top-level field with a suggestion",
+		yaml: "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspecs: {depot: {exec: web}}\n",
+		want: []string{
+			"web.yaml:1:1: spec.depot: exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}",
+			"web.yaml:4:1: specs: unknown field (did you mean spec?); valid fields are apiVersion, kind, metadata and spec",
+		},
+	},
+	{
+		name: "unknown spec field with a suggestion",
+		yaml: withSpec("  replica: 3"),
+		want: []string{"web.yaml:8:3: spec.replica: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health and restart"},
+	},
+	{
+		name: "unknown metadata field",
+		yaml: withMeta("  name: web", "  namespace: prod"),
+		want: []string{"web.yaml:5:3: metadata.namespace: unknown field; valid fields are name, network and labels"},
+	},
+	{
+		name: "name with capitals",
+		yaml: withMeta("  name: Web"),
+		want: []string{`web.yaml:4:9: metadata.name: must be a DNS label (` + dnsRule + `), got "Web"`},
+	},
+	{
+		name: "name too long, ending with a dash, starting with a digit (three documents)",
+		yaml: withMeta("  name: "+strings.Repeat("a", 64)) + "---\n" + withMeta("  name: web-") + "---\n" + withMeta("  name: 1web"),
+		want: []string{
+			`web.yaml:4:9: metadata.name: must be a DNS label (` + dnsRule + `), got "` + strings.Repeat("a", 64) + `"`,
+			`web.yaml:11:9: metadata.name: must be a DNS label (` + dnsRule + `), got "web-"`,
+			`web.yaml:18:9: metadata.name: must be a DNS label (` + dnsRule + `), got "1web"`,
+		},
+	},
+	{
+		name: "name is a number",
+		yaml: withMeta("  name: 123"),
+		want: []string{"web.yaml:4:9: metadata.name: must be a DNS label (" + dnsRule + "), got integer 123"},
+	},
+	{
+		name: "missing name",
+		yaml: withMeta("  network: testnet"),
+		want: []string{"web.yaml:3:1: metadata.name: is required: a DNS label (" + dnsRule + ")"},
+	},
+	{
+		name: "bad network and labels",
+		yaml: withMeta("  name: web", "  network: Test_Net", "  labels:", "    -bad: x", "    ok: [1, 2]", "    long: "+strings.Repeat("v", 254), `    tab: "a\tb"`),
+		want: []string{
+			`web.yaml:5:12: metadata.network: must be empty (any network) or a DNS label (` + dnsRule + `), got "Test_Net"`,
+			`web.yaml:7:5: metadata.labels["-bad"]: label key must be 1-63 characters of letters, digits, '.', '_', '-' and '/', starting and ending with a letter or digit, got "-bad"`,
+			"web.yaml:8:9: metadata.labels.ok: must be a label value (a string, number or boolean), got a list",
+			"web.yaml:9:5: metadata.labels.long: label value must be at most 253 characters, got 254",
+			`web.yaml:10:5: metadata.labels.tab: label value must not contain control characters (newlines, tabs, NUL...)`,
+		},
+	},
+	{
+		name: "image depot is not supported yet",
+		yaml: "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  depot:\n    image: oci-layout:./web.tar\n",
+		want: []string{"web.yaml:6:5: spec.depot.image: OCI image depots are not supported yet; only exec is supported for now, e.g. exec: {command: ./bin/web}"},
+	},
+	{
+		name: "no depot",
+		yaml: "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  replicas: 2\n",
+		want: []string{"web.yaml:4:1: spec.depot: exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}"},
+	},
+	{
+		name: "exec depot without command, with a bad argument",
+		yaml: "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  depot:\n    exec:\n      args: [--port, {x: 1}]\n",
+		want: []string{
+			"web.yaml:6:5: spec.depot.exec.command: is required: the executable to run, a path or a name looked up in PATH",
+			"web.yaml:7:22: spec.depot.exec.args[1]: must be an argument (a string), got a mapping",
+		},
+	},
+	{
+		name: "exec depot is a number",
+		yaml: "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  depot: {exec: 5}\n",
+		want: []string{"web.yaml:5:17: spec.depot.exec: must be a command like ./bin/web or a mapping {command, args, workingDir}, got integer 5"},
+	},
+	{
+		name: "replicas as a string",
+		yaml: withSpec(`  replicas: "three"`),
+		want: []string{`web.yaml:8:13: spec.replicas: must be an integer between 0 and 10000, got string "three"`},
+	},
+	{
+		name: "replicas out of range, both ways (two documents)",
+		yaml: withSpec("  replicas: -1") + "---\n" + withSpec("  replicas: 10001"),
+		want: []string{
+			"web.yaml:8:13: spec.replicas: must be between 0 and 10000, got -1",
+			"web.yaml:17:13: spec.replicas: must be between 0 and 10000, got 10001",
+		},
+	},
+	{
+		name: "replicas as a fraction and as a huge number (two documents)",
+		yaml: withSpec("  replicas: 1.5") + "---\n" + withSpec("  replicas: 99999999999999999999"),
+		want: []string{
+			"web.yaml:8:13: spec.replicas: must be an integer between 0 and 10000, got number 1.5",
+			"web.yaml:17:13: spec.replicas: must be an integer between 0 and 10000, got 99999999999999999999, which is out of range",
+		},
+	},
+	{
+		name: "cpu: not a quantity, zero, too much, too fine",
+		yaml: withSpec("  resources: {cpu: 2 cores}") + "---\n" + withSpec("  resources: {cpu: 0}") + "---\n" +
+			withSpec("  resources: {cpu: 2000}") + "---\n" + withSpec("  resources: {cpu: 0.0001}"),
+		want: []string{
+			`web.yaml:8:20: spec.resources.cpu: must be a CPU quantity: millicores like 250m or cores like 0.5 or 2, got string "2 cores"`,
+			"web.yaml:17:20: spec.resources.cpu: must be more than 0 (leave it out for the default 100m), got 0",
+			"web.yaml:26:20: spec.resources.cpu: must be more than 0 and at most 1024 cores (like 250m, 0.5 or 2), got 2000",
+			"web.yaml:35:20: spec.resources.cpu: must be a CPU quantity: millicores like 250m or cores like 0.5 or 2, got number 0.0001",
+		},
+	},
+	{
+		name: "memory: too small, fractional bytes, unknown unit, too large",
+		yaml: withSpec("  resources:", "    memory: 1Mi") + "---\n" + withSpec("  resources:", "    memory: 1.1") + "---\n" +
+			withSpec("  resources:", "    memory: 64MB") + "---\n" + withSpec("  resources:", "    memory: 17Ti"),
+		want: []string{
+			"web.yaml:9:13: spec.resources.memory: must be between 4Mi and 16Ti, got 1Mi",
+			"web.yaml:19:13: spec.resources.memory: must be a memory quantity: bytes, or a number with K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), like 64Mi or 1.5Gi, got number 1.1",
+			`web.yaml:29:13: spec.resources.memory: must be a memory quantity: bytes, or a number with K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), like 64Mi or 1.5Gi, got string "64MB"`,
+			"web.yaml:39:13: spec.resources.memory: must be between 4Mi and 16Ti, got 17Ti",
+		},
+	},
+	{
+		name: "memory zero and unknown resource",
+		yaml: withSpec("  resources:", "    memory: 0", "    gpu: 1"),
+		want: []string{
+			"web.yaml:9:13: spec.resources.memory: must be between 4Mi and 16Ti (leave it out for the default 64Mi), got 0",
+			"web.yaml:10:5: spec.resources.gpu: unknown field (did you mean cpu?); valid fields are cpu and memory",
+		},
+	},
+	{
+		name: "port out of range",
+		yaml: withSpec("  ports:", "    - name: http", "      port: 70000"),
+		want: []string{"web.yaml:10:13: spec.ports[0].port: must be between 1 and 65535, got 70000"},
+	},
+	{
+		name: "many port errors at once",
+		yaml: withSpec(
+			"  ports:",
+			"    - {name: http, port: 8080}",
+			"    - {name: http, port: 8080}",
+			`    - {name: HTTP, port: "81", protocol: sctp, hostPort: 70000}`,
+			"    - {port: 82}",
+			"    - {name: metrics}",
+			"    - 9090",
+		),
+		want: []string{
+			`web.yaml:10:14: spec.ports[1].name: must be unique, but "http" is also the name of spec.ports[0]`,
+			"web.yaml:10:26: spec.ports[1].port: must be unique per protocol, but 8080/tcp is also used by spec.ports[0]",
+			`web.yaml:11:14: spec.ports[2].name: must be a port name (` + dnsRule + `), got "HTTP"`,
+			`web.yaml:11:26: spec.ports[2].port: must be a port number between 1 and 65535, got string "81"`,
+			`web.yaml:11:42: spec.ports[2].protocol: must be tcp or udp, got "sctp"`,
+			"web.yaml:11:58: spec.ports[2].hostPort: must be between 1 and 65535, or 0 (or left out) to let the agent pick a free port, got 70000",
+			"web.yaml:12:7: spec.ports[3].name: is required: a port name (" + dnsRule + ")",
+			"web.yaml:13:7: spec.ports[4].port: must be between 1 and 65535, got 0",
+			"web.yaml:14:7: spec.ports[5]: must be a port mapping like {name: http, port: 8080}, got integer 9090",
+		},
+	},
+	{
+		name: "same port number on tcp and udp is fine, hostPort clash is not",
+		yaml: withSpec(
+			"  ports:",
+			"    - {name: dns, port: 53, protocol: udp, hostPort: 5353}",
+			"    - {name: dns-tcp, port: 53, hostPort: 5353}",
+			"    - {name: other, port: 54, hostPort: 5353, protocol: udp}",
+		),
+		want: []string{"web.yaml:11:41: spec.ports[2].hostPort: must be unique per protocol, but 5353/udp is also used by spec.ports[0]"},
+	},
+	{
+		name: "ports is a mapping",
+		yaml: withSpec("  ports:", "    name: http"),
+		want: []string{"web.yaml:9:5: spec.ports: must be a list of ports like [{name: http, port: 8080}], got a mapping"},
+	},
+	{
+		name: "env: bad names and values",
+		yaml: withSpec("  env:", "    A=B: x", "    EMPTY:", `    NUL: "a\0b"`, "    LIST: [1]", "    OK: 1"),
+		want: []string{
+			`web.yaml:9:5: spec.env["A=B"]: environment variable name must be non-empty and contain no '=' or NUL, got "A=B"`,
+			`web.yaml:10:5: spec.env.EMPTY: must be an environment variable value (a string, number or boolean), got null; write "" for an empty value`,
+			"web.yaml:11:5: spec.env.NUL: environment variable value must not contain NUL bytes",
+			"web.yaml:12:11: spec.env.LIST: must be an environment variable value (a string, number or boolean), got a list",
+		},
+	},
+	{
+		name: "env is a list",
+		yaml: withSpec("  env: [A=1]"),
+		want: []string{"web.yaml:8:8: spec.env: must be a mapping of variable names to values, got a list"},
+	},
+	{
+		name: "probe with no check, probe with two checks",
+		yaml: withSpec("  health:", "    liveness: {interval: 5s}", "    readiness: {http: /ready, tcp: 80}"),
+		want: []string{
+			"web.yaml:9:5: spec.health.liveness: must set exactly one of http, tcp or exec, got none (e.g. http: /healthz)",
+			"web.yaml:10:5: spec.health.readiness: must set exactly one of http, tcp or exec, got http and tcp",
+			"web.yaml:10:23: spec.health.readiness.http.port: is required because spec.ports is empty: a port number between 1 and 65535",
+		},
+	},
+	{
+		name: "http check: relative path, unknown port name",
+		yaml: withSpec("  ports: [{name: http, port: 80}, {name: admin, port: 81}]", "  health:", "    liveness:", "      http: {path: healthz, port: metrics}"),
+		want: []string{
+			`web.yaml:11:20: spec.health.liveness.http.path: must be a URL path starting with '/' and without spaces or control characters, like /healthz, got "healthz"`,
+			`web.yaml:11:35: spec.health.liveness.http.port: must be the name of a port in spec.ports (http, admin) or a number between 1 and 65535, got "metrics"`,
+		},
+	},
+	{
+		name: "http and tcp checks without ports need a port number",
+		yaml: withSpec("  health:", "    liveness: {http: /healthz}", "    readiness: {tcp: http}"),
+		want: []string{
+			"web.yaml:9:22: spec.health.liveness.http.port: is required because spec.ports is empty: a port number between 1 and 65535",
+			`web.yaml:10:22: spec.health.readiness.tcp.port: must be a port number between 1 and 65535 because spec.ports is empty, got "http"`,
+		},
+	},
+	{
+		name: "check port out of range and of the wrong type",
+		yaml: withSpec("  health:", "    liveness: {tcp: 0}", "    readiness: {http: {path: /, port: [1]}}"),
+		want: []string{
+			"web.yaml:9:21: spec.health.liveness.tcp.port: must be between 1 and 65535, got 0",
+			"web.yaml:10:39: spec.health.readiness.http.port: must be a port name from spec.ports or a port number between 1 and 65535, got a list",
+		},
+	},
+	{
+		name: "check of the wrong type, empty exec check",
+		yaml: withSpec("  health:", "    liveness: {http: 5}", "    readiness: {exec: []}"),
+		want: []string{
+			"web.yaml:9:22: spec.health.liveness.http: must be a path like /healthz or a mapping {path: /healthz, port: http}, got integer 5",
+			"web.yaml:10:23: spec.health.readiness.exec.command: must be a non-empty list: the command to run and its arguments, like [pg_isready, -q]",
+		},
+	},
+	{
+		name: "probe timings out of bounds",
+		yaml: withSpec("  health:", "    liveness:", "      exec: [true]", "      interval: 50ms", "      initialDelay: -1s",
+			"    readiness:", "      exec: {command: [check]}", "      interval: 2s", "      timeout: 3s", "      successThreshold: 101"),
+		want: []string{
+			"web.yaml:11:17: spec.health.liveness.interval: must be between 100ms and 1h, got 50ms",
+			"web.yaml:12:21: spec.health.liveness.initialDelay: must be between 0s and 1h, got -1s",
+			"web.yaml:16:16: spec.health.readiness.timeout: must be more than 0 and at most the interval (2s), got 3s",
+			"web.yaml:17:25: spec.health.readiness.successThreshold: must be between 1 and 100, got 101",
+		},
+	},
+	{
+		name: "explicit zero durations and thresholds, duration without unit",
+		yaml: withSpec("  health:", "    liveness:", "      exec: [true]", "      interval: 0s", "      timeout: 5",
+			"      failureThreshold: 0"),
+		want: []string{
+			"web.yaml:11:17: spec.health.liveness.interval: must be more than 0 (leave it out for the default 10s), got 0s",
+			"web.yaml:12:16: spec.health.liveness.timeout: must be a duration like 5s, 250ms or 1m30s, got integer 5",
+			"web.yaml:13:25: spec.health.liveness.failureThreshold: must be between 1 and 100 (leave it out for the default 3), got 0",
+		},
+	},
+	{
+		name: "unknown probe field and unknown health field",
+		yaml: withSpec("  health:", "    liveness: {exec: [true], periodSeconds: 5}", "    startup: {exec: [true]}"),
+		want: []string{
+			"web.yaml:9:30: spec.health.liveness.periodSeconds: unknown field; valid fields are http, tcp, exec, initialDelay, interval, timeout, failureThreshold and successThreshold",
+			"web.yaml:10:5: spec.health.startup: unknown field; valid fields are liveness and readiness",
+		},
+	},
+	{
+		name: "restart: bad policy, zero backoff, maxBackoff below backoff",
+		yaml: withSpec("  restart: {policy: sometimes, backoff: 0s}") + "---\n" + withSpec("  restart: {backoff: 1s, maxBackoff: 500ms}"),
+		want: []string{
+			`web.yaml:8:21: spec.restart.policy: must be always, on-failure or never, got "sometimes"`,
+			"web.yaml:8:41: spec.restart.backoff: must be more than 0 (leave it out for the default 100ms), got 0s",
+			"web.yaml:17:38: spec.restart.maxBackoff: must be at least backoff (1s) and at most 1h, got 500ms",
+		},
+	},
+	{
+		name: "restart written as a policy",
+		yaml: withSpec("  restart: never"),
+		want: []string{`web.yaml:8:12: spec.restart: must be a mapping with policy, backoff and maxBackoff, got string "never"`},
+	},
+	{
+		name: "planned field not supported yet",
+		yaml: withSpec("  rollout: {maxSurge: 1}"),
+		want: []string{"web.yaml:8:3: spec.rollout: is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health and restart"},
+	},
+	{
+		name: "alias to no anchor, merge key",
+		yaml: withSpec("  ports: *ports", "  health:", "    <<: {liveness: {exec: [true]}}"),
+		want: []string{
+			"web.yaml:8:10: spec.ports: alias *ports refers to no anchor; define it first with &ports",
+			"web.yaml:10:5: spec.health.<<: merge keys (<<) are not supported; write the fields out",
+		},
+	},
+	{
+		name: "duplicate service names in one file",
+		yaml: withMeta("  name: web") + "---\n" + withMeta("  name: web"),
+		want: []string{`web.yaml:11:9: metadata.name: must be unique, but service "web" is also defined at web.yaml:4:9`},
+	},
+	{
+		name: "a good document does not hide a bad one",
+		yaml: goodMinimal + "---\n" + withSpec("  replicas: many"),
+		want: []string{`web.yaml:14:13: spec.replicas: must be an integer between 0 and 10000, got string "many"`},
+	},
+	{
+		name: "JSON with an unknown field and a type error",
+		yaml: `{"apiVersion": "qnet/v1", "kind": "Service", "metadata": {"name": "web", "uid": 1},` + "\n" +
+			`"spec": {"depot": {"exec": {"command": "web"}}, "replicas": "2"}}`,
+		want: []string{
+			"web.yaml:1:74: metadata.uid: unknown field; valid fields are name, network and labels",
+			`web.yaml:2:61: spec.replicas: must be an integer between 0 and 10000, got string "2"`,
+		},
+	},
+	{
+		name: "too many tokens",
+		yaml: strings.Repeat("- ", maxTokens+1),
+		want: []string{"web.yaml:1:1: manifest has more than 10000 YAML tokens (keys, values and punctuation); a Service manifest is far smaller, so split the file"},
+	},
+	{
+		name: "too large",
+		yaml: goodMinimal + "# " + strings.Repeat("x", MaxManifestSize) + "\n",
+		want: []string{fmt.Sprintf("web.yaml:1:1: manifest is %d bytes; it must be at most 1048576 bytes (1 MiB)", len(goodMinimal)+MaxManifestSize+3)},
+	},
+}
+
+func TestDecodeBad(t *testing.T) {
+	t.Parallel()
+	tests := badManifests
+	if len(tests) < 35 {
+		t.Fatalf("only %d bad manifests; keep at least 35", len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			svcs, err := Decode("web.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Decode succeeded with %d services; want errors:\n%s", len(svcs), strings.Join(tt.want, "\n"))
+			}
+			if svcs != nil {
+				t.Errorf("Decode returned services along with errors")
+			}
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("error is %T, want ErrorList: %v", err, err)
+			}
+			var got []string
+			for _, e := range list {
+				got = append(got, e.Error())
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if err.Error() != strings.Join(tt.want, "\n") {
+				t.Errorf("Error() = %q, want the errors joined by newlines", err.Error())
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe != list[0] {
+				t.Errorf("errors.As does not find the first *FieldError")
+			}
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package manifest
+
+import (
+	"strconv"
+	"time"
+)
+
+// Defaults filled by Default (and, for replicas, by the decoders when the key is absent).
+const (
+	DefaultReplicas                  = 1
+	DefaultCPU              MilliCPU = 100
+	DefaultMemory           Bytes    = 64 << 20
+	DefaultProtocol                  = "tcp"
+	DefaultProbeInterval             = Duration(10 * time.Second)
+	DefaultProbeTimeout              = Duration(time.Second)
+	DefaultFailureThreshold          = 3
+	DefaultSuccessThreshold          = 1
+	DefaultRestartPolicy             = RestartAlways
+	DefaultBackoff                   = Duration(100 * time.Millisecond)
+	DefaultMaxBackoff                = Duration(30 * time.Second)
+)
+
+// Default fills every unset (zero) field that has a default, in place. It is idempotent.
+//
+// Replicas is not touched: 0 replicas is a valid request, so the decoders put
+// DefaultReplicas when the document has no replicas key, and Go callers set it themselves.
+//
+// Some defaults follow other fields so that a default never makes a manifest invalid: a
+// probe's timeout defaults to the smaller of 1s and its interval, maxBackoff to the larger
+// of 30s and backoff, and the port of an HTTP or TCP check to the first port of spec.ports.
+func (s *Service) Default() {
+	if s == nil {
+		return
+	}
+	sp := &s.Spec
+	if sp.Resources.CPU == 0 {
+		sp.Resources.CPU = DefaultCPU
+	}
+	if sp.Resources.Memory == 0 {
+		sp.Resources.Memory = DefaultMemory
+	}
+	for i := range sp.Ports {
+		if sp.Ports[i].Protocol == "" {
+			sp.Ports[i].Protocol = DefaultProtocol
+		}
+	}
+	firstPort := ""
+	if len(sp.Ports) > 0 {
+		firstPort = sp.Ports[0].Name
+		if firstPort == "" {
+			firstPort = strconv.Itoa(sp.Ports[0].Port)
+		}
+	}
+	for _, p := range []*Probe{sp.Health.Liveness, sp.Health.Readiness} {
+		if p != nil {
+			p.defaults(firstPort)
+		}
+	}
+	r := &sp.Restart
+	if r.Policy == "" {
+		r.Policy = DefaultRestartPolicy
+	}
+	if r.Backoff == 0 {
+		r.Backoff = DefaultBackoff
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = max(DefaultMaxBackoff, r.Backoff)
+	}
+}
+
+// defaults fills the unset fields of one probe; firstPort is the check port to use when
+// none is given ("" when the service has no ports).
+func (p *Probe) defaults(firstPort string) {
+	if p.HTTP != nil && p.HTTP.Port == "" {
+		p.HTTP.Port = firstPort
+	}
+	if p.TCP != nil && p.TCP.Port == "" {
+		p.TCP.Port = firstPort
+	}
+	if p.Interval == 0 {
+		p.Interval = DefaultProbeInterval
+	}
+	if p.Timeout == 0 {
+		p.Timeout = DefaultProbeTimeout
+		if p.Interval > 0 {
+			p.Timeout = min(p.Timeout, p.Interval)
+		}
+	}
+	if p.FailureThreshold == 0 {
+		p.FailureThreshold = DefaultFailureThreshold
+	}
+	if p.SuccessThreshold == 0 {
+		p.SuccessThreshold = DefaultSuccessThreshold
+	}
+}
+
+// clone returns a deep copy of s, so that Validate can default a copy without touching s.
+func (s *Service) clone() *Service {
+	c := *s
+	c.Metadata.Labels = cloneMap(s.Metadata.Labels)
+	if e := s.Spec.Depot.Exec; e != nil {
+		ce := *e
+		ce.Args = append([]string(nil), e.Args...)
+		c.Spec.Depot.Exec = &ce
+	}
+	c.Spec.Ports = append([]Port(nil), s.Spec.Ports...)
+	c.Spec.Env = cloneMap(s.Spec.Env)
+	c.Spec.Health.Liveness = s.Spec.Health.Liveness.clone()
+	c.Spec.Health.Readiness = s.Spec.Health.Readiness.clone()
+	return &c
+}
+
+// clone returns a deep copy of p (nil for nil).
+func (p *Probe) clone() *Probe {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	if p.HTTP != nil {
+		h := *p.HTTP
+		c.HTTP = &h
+	}
+	if p.TCP != nil {
+		t := *p.TCP
+		c.TCP = &t
+	}
+	if p.Exec != nil {
+		c.Exec = &ExecCheck{Command: append([]string(nil), p.Exec.Command...)}
+	}
+	return &c
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

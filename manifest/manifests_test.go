@@ -1,0 +1,157 @@
+package manifest
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Good manifests shared by the tests, the schema test and the fuzz seeds.
+
+const goodFull = `# A service with every field in its long form.
+apiVersion: qnet/v1
+kind: Service
+metadata:
+  name: web
+  network: testnet
+  labels:
+    app: web
+    tier: frontend
+    qnet.dev/owner: ops
+spec:
+  depot:
+    exec:
+      command: ./bin/web
+      args: [--listen, ":8080", --workers, 4]
+      workingDir: /srv/web
+  replicas: 3
+  resources:
+    cpu: 250m
+    memory: 1.5Gi
+  ports:
+    - name: http
+      port: 8080
+      expose: true
+    - name: metrics
+      port: 9090
+      hostPort: 19090
+      protocol: tcp
+    - name: dns
+      port: 53
+      protocol: udp
+  env:
+    LOG_LEVEL: info
+    WORKERS: 4
+    DEBUG: false
+  health:
+    liveness:
+      http:
+        path: /healthz
+        port: http
+      initialDelay: 2s
+      interval: 5s
+      timeout: 500ms
+      failureThreshold: 5
+      successThreshold: 1
+    readiness:
+      tcp:
+        port: 9090
+      interval: 2s
+  restart:
+    policy: on-failure
+    backoff: 200ms
+    maxBackoff: 1m
+`
+
+const goodMinimal = `apiVersion: qnet/v1
+kind: Service
+metadata: {name: api}
+spec:
+  depot: {exec: {command: api}}
+`
+
+const goodShort = `apiVersion: qnet/v1
+kind: Service
+metadata:
+  name: db
+spec:
+  depot:
+    exec: /usr/bin/postgres
+  replicas: 0
+  resources: {cpu: 2, memory: 128974848}
+  ports: [{name: pg, port: 5432}]
+  health:
+    liveness: {exec: [pg_isready, -q], interval: 30s}
+    readiness: {tcp: pg}
+`
+
+const goodJSON = `{"apiVersion": "qnet/v1", "kind": "Service", "metadata": {"name": "cache"},
+ "spec": {"depot": {"exec": {"command": "redis-server", "args": ["--port", "6379"]}},
+  "resources": {"cpu": "0.5", "memory": "500M"},
+  "ports": [{"name": "redis", "port": 6379}],
+  "health": {"liveness": {"tcp": 6379}}}}
+`
+
+const goodMulti = `# Two services in one file, sharing a probe through a YAML anchor.
+apiVersion: qnet/v1
+kind: Service
+metadata: {name: front}
+spec:
+  depot: {exec: {command: front}}
+  ports: [{name: http, port: 80}]
+  health:
+    readiness: &probe {http: /ready, interval: 1s}
+    liveness: *probe
+---
+apiVersion: qnet/v1
+kind: Service
+metadata: {name: back}
+spec:
+  depot: {exec: {command: back}}
+  replicas: 2
+  ports: [{name: http, port: 8080}]
+  health:
+    readiness: {http: {path: /ready}}
+---
+`
+
+// goodManifests returns every good manifest of the tests by name, with the example of
+// the repository.
+func goodManifests(t testing.TB) map[string]string {
+	t.Helper()
+	hello, err := os.ReadFile("../examples/hello.yaml")
+	if err != nil {
+		t.Fatalf("read example: %v", err)
+	}
+	return map[string]string{
+		"full.yaml":    goodFull,
+		"minimal.yaml": goodMinimal,
+		"short.yaml":   goodShort,
+		"cache.json":   goodJSON,
+		"multi.yaml":   goodMulti,
+		"hello.yaml":   string(hello),
+		"bom.yaml":     "\xef\xbb\xbf" + goodMinimal,
+		"crlf.yaml":    strings.ReplaceAll(goodMinimal, "\n", "\r\n"),
+	}
+}
+
+// head is the start of a valid manifest whose spec goes on at line 8, indented by two.
+const head = `apiVersion: qnet/v1
+kind: Service
+metadata:
+  name: web
+spec:
+  depot:
+    exec: {command: web}
+`
+
+// withSpec is head followed by lines of spec, the first at line 8.
+func withSpec(lines ...string) string {
+	return head + strings.Join(lines, "\n") + "\n"
+}
+
+// withMeta is a manifest whose metadata body (indented by two) starts at line 4.
+func withMeta(lines ...string) string {
+	return "apiVersion: qnet/v1\nkind: Service\nmetadata:\n" + strings.Join(lines, "\n") +
+		"\nspec:\n  depot: {exec: {command: web}}\n"
+}

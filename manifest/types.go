@@ -1,0 +1,144 @@
+package manifest
+
+import (
+	"time"
+)
+
+// APIVersion is the only manifest API version this release understands.
+const APIVersion = "qnet/v1"
+
+// KindService is the kind of a Service manifest.
+const KindService = "Service"
+
+// Service is a Service manifest: what should run, how many, and how to tell it is healthy.
+// Its JSON form (after Default) is what goes on the ledger.
+type Service struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Spec       Spec     `json:"spec"`
+}
+
+// Metadata names a service.
+type Metadata struct {
+	// Name is a DNS label: 1 to 63 characters of a-z, 0-9 and '-', starting with a letter.
+	Name string `json:"name"`
+	// Network optionally names the network the manifest is meant for; empty means any.
+	Network string `json:"network,omitempty"`
+	// Labels are free-form key/value pairs.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Spec is the desired state of a service.
+type Spec struct {
+	Depot Depot `json:"depot"`
+	// Replicas is how many replicas should run, 0 to 10000; 0 stops the service. Default
+	// does not touch it (0 is a valid count): the decoders put DefaultReplicas (1) when
+	// the document has no replicas key.
+	Replicas  int       `json:"replicas"`
+	Resources Resources `json:"resources"`
+	Ports     []Port    `json:"ports,omitempty"`
+	// Env is given to every replica, whatever its depot kind.
+	Env     map[string]string `json:"env,omitempty"`
+	Health  Health            `json:"health"`
+	Restart Restart           `json:"restart"`
+}
+
+// Depot says what runs. Exactly one kind is set.
+type Depot struct {
+	Exec *ExecDepot `json:"exec,omitempty"`
+}
+
+// ExecDepot runs a plain executable found on the node.
+// In YAML it may also be written as just the command: `exec: ./bin/web`.
+type ExecDepot struct {
+	Command    string   `json:"command"`
+	Args       []string `json:"args,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty"`
+}
+
+// Resources is what one replica reserves on its node and the limit it runs under.
+type Resources struct {
+	// CPU in millicores ("250m", "0.5", "2" in YAML).
+	CPU MilliCPU `json:"cpu"`
+	// Memory in bytes ("64Mi", "1Gi", "500M" in YAML).
+	Memory Bytes `json:"memory"`
+}
+
+// MilliCPU is a CPU quantity in thousandths of a core.
+type MilliCPU int64
+
+// Bytes is a memory quantity in bytes.
+type Bytes int64
+
+// Port is a port a replica listens on.
+type Port struct {
+	Name string `json:"name"`
+	// Port is the port the service answers on (the stable service port).
+	Port int `json:"port"`
+	// HostPort, when set, pins the port each replica binds on its node; otherwise the agent
+	// assigns a free one and passes it in QNET_PORT_<NAME> and, for the first port, PORT.
+	HostPort int    `json:"hostPort,omitempty"`
+	Protocol string `json:"protocol,omitempty"` // tcp (default) or udp
+	Expose   bool   `json:"expose,omitempty"`
+}
+
+// Health holds the probes of a replica.
+type Health struct {
+	Liveness  *Probe `json:"liveness,omitempty"`
+	Readiness *Probe `json:"readiness,omitempty"`
+}
+
+// Probe is one health check. Exactly one of HTTP, TCP and Exec is set.
+type Probe struct {
+	HTTP             *HTTPCheck `json:"http,omitempty"`
+	TCP              *TCPCheck  `json:"tcp,omitempty"`
+	Exec             *ExecCheck `json:"exec,omitempty"`
+	InitialDelay     Duration   `json:"initialDelay,omitempty"`
+	Interval         Duration   `json:"interval,omitempty"`
+	Timeout          Duration   `json:"timeout,omitempty"`
+	FailureThreshold int        `json:"failureThreshold,omitempty"`
+	SuccessThreshold int        `json:"successThreshold,omitempty"`
+}
+
+// HTTPCheck passes when GET Path on Port answers 2xx or 3xx.
+// In YAML it may also be written as just the path: `http: /healthz`.
+type HTTPCheck struct {
+	Path string `json:"path"`
+	// Port is a port name from spec.ports or a number; empty means the first port.
+	Port string `json:"port,omitempty"`
+}
+
+// TCPCheck passes when a TCP connection to Port opens.
+// In YAML it may also be written as just the port: `tcp: http` or `tcp: 8080`.
+type TCPCheck struct {
+	// Port is a port name from spec.ports or a number; empty means the first port.
+	Port string `json:"port,omitempty"`
+}
+
+// ExecCheck passes when Command exits 0.
+// In YAML it may also be written as just the list: `exec: [pg_isready, -q]`.
+type ExecCheck struct {
+	Command []string `json:"command"`
+}
+
+// RestartPolicy says when a replica that exited is started again.
+type RestartPolicy string
+
+// Restart policies.
+const (
+	RestartAlways    RestartPolicy = "always"
+	RestartOnFailure RestartPolicy = "on-failure"
+	RestartNever     RestartPolicy = "never"
+)
+
+// Restart says how exited replicas are restarted: with exponential backoff from
+// Backoff up to MaxBackoff.
+type Restart struct {
+	Policy     RestartPolicy `json:"policy,omitempty"`
+	Backoff    Duration      `json:"backoff,omitempty"`
+	MaxBackoff Duration      `json:"maxBackoff,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s", "250ms").
+type Duration time.Duration

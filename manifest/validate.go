@@ -1,0 +1,341 @@
+package manifest
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits enforced by Validate. They are wide on purpose: they catch typos (70000 replicas,
+// 2 GiB where 2 TiB was meant) rather than encode policy.
+const (
+	maxReplicas       = 10000
+	maxCPU            = MilliCPU(1024 * 1000) // 1024 cores
+	minMemory         = Bytes(4 << 20)        // 4Mi: less cannot run a process usefully
+	maxMemory         = Bytes(16 << 40)       // 16Ti
+	minProbeInterval  = Duration(100 * time.Millisecond)
+	maxProbeDuration  = Duration(time.Hour) // interval, initialDelay
+	maxThreshold      = 100
+	maxRestartBackoff = Duration(time.Hour)
+	maxLabelKeyLen    = 63
+	maxLabelValueLen  = 253
+)
+
+var (
+	// dnsLabel is a DNS label (RFC 1123) that starts with a letter, so that it can never be
+	// read as a number (port fields accept a name or a number).
+	dnsLabel = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	// labelKey is a label key: letters, digits, '.', '_', '-' and '/', starting and ending
+	// with a letter or digit.
+	labelKey = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$`)
+)
+
+const (
+	dnsLabelRule = "1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'"
+	depotHint    = "exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}"
+)
+
+// Validate checks s and returns every problem found, each with the field path
+// (spec.ports[0].port) and a message that says what would be valid. It is pure: no I/O,
+// no positions (Decode adds file:line:col). It checks s as Default would complete it, so
+// it gives the same answer before and after Default and never changes s.
+func (s *Service) Validate() ErrorList {
+	if s == nil {
+		return ErrorList{{Msg: "no service: want a Service manifest"}}
+	}
+	c := s.clone()
+	c.Default()
+	var v validator
+	v.service(c)
+	return v.errs
+}
+
+// validator collects the errors of one Validate.
+type validator struct {
+	errs ErrorList
+}
+
+func (v *validator) add(field, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) service(s *Service) {
+	if s.APIVersion != APIVersion {
+		v.add("apiVersion", "must be %s, got %s", APIVersion, quoteOrMissing(s.APIVersion))
+	}
+	if s.Kind != KindService {
+		v.add("kind", "must be %s, got %s", KindService, quoteOrMissing(s.Kind))
+	}
+	v.metadata(&s.Metadata)
+	v.spec(&s.Spec)
+}
+
+func (v *validator) metadata(m *Metadata) {
+	if m.Name == "" {
+		v.add("metadata.name", "is required: a DNS label (%s)", dnsLabelRule)
+	} else if !dnsLabel.MatchString(m.Name) {
+		v.add("metadata.name", "must be a DNS label (%s), got %q", dnsLabelRule, m.Name)
+	}
+	if m.Network != "" && !dnsLabel.MatchString(m.Network) {
+		v.add("metadata.network", "must be empty (any network) or a DNS label (%s), got %q", dnsLabelRule, m.Network)
+	}
+	for _, k := range sortedKeys(m.Labels) {
+		p := mapKeyPath("metadata.labels", k)
+		if len(k) > maxLabelKeyLen || !labelKey.MatchString(k) {
+			v.add(p, "label key must be 1-%d characters of letters, digits, '.', '_', '-' and '/', starting and ending with a letter or digit, got %q", maxLabelKeyLen, k)
+		}
+		switch val := m.Labels[k]; {
+		case len(val) > maxLabelValueLen:
+			v.add(p, "label value must be at most %d characters, got %d", maxLabelValueLen, len(val))
+		case hasControl(val):
+			v.add(p, "label value must not contain control characters (newlines, tabs, NUL...)")
+		}
+	}
+}
+
+func (v *validator) spec(sp *Spec) {
+	switch e := sp.Depot.Exec; {
+	case e == nil:
+		v.add("spec.depot", "%s", depotHint)
+	default:
+		if e.Command == "" {
+			v.add("spec.depot.exec.command", "is required: the executable to run, a path or a name looked up in PATH")
+		} else if strings.IndexByte(e.Command, 0) >= 0 {
+			v.add("spec.depot.exec.command", "must not contain NUL bytes")
+		}
+		for i, a := range e.Args {
+			if strings.IndexByte(a, 0) >= 0 {
+				v.add(indexPath("spec.depot.exec.args", i), "must not contain NUL bytes")
+			}
+		}
+		if strings.IndexByte(e.WorkingDir, 0) >= 0 {
+			v.add("spec.depot.exec.workingDir", "must not contain NUL bytes")
+		}
+	}
+	if sp.Replicas < 0 || sp.Replicas > maxReplicas {
+		v.add("spec.replicas", "must be between 0 and %d, got %d", maxReplicas, sp.Replicas)
+	}
+	if c := sp.Resources.CPU; c <= 0 || c > maxCPU {
+		v.add("spec.resources.cpu", "must be more than 0 and at most 1024 cores (like 250m, 0.5 or 2), got %s", c)
+	}
+	if m := sp.Resources.Memory; m < minMemory || m > maxMemory {
+		v.add("spec.resources.memory", "must be between %s and %s, got %s", minMemory, maxMemory, m)
+	}
+	v.ports(sp.Ports)
+	for _, k := range sortedKeys(sp.Env) {
+		p := mapKeyPath("spec.env", k)
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			v.add(p, "environment variable name must be non-empty and contain no '=' or NUL, got %q", k)
+		}
+		if strings.IndexByte(sp.Env[k], 0) >= 0 {
+			v.add(p, "environment variable value must not contain NUL bytes")
+		}
+	}
+	v.probe("spec.health.liveness", sp.Health.Liveness, sp.Ports)
+	v.probe("spec.health.readiness", sp.Health.Readiness, sp.Ports)
+	v.restart(&sp.Restart)
+}
+
+func (v *validator) ports(ports []Port) {
+	names := map[string]int{}
+	numbers := map[string]int{}
+	hostPorts := map[string]int{}
+	for i, pt := range ports {
+		p := indexPath("spec.ports", i)
+		switch {
+		case pt.Name == "":
+			v.add(p+".name", "is required: a port name (%s)", dnsLabelRule)
+		case !dnsLabel.MatchString(pt.Name):
+			v.add(p+".name", "must be a port name (%s), got %q", dnsLabelRule, pt.Name)
+		default:
+			if j, dup := names[pt.Name]; dup {
+				v.add(p+".name", "must be unique, but %q is also the name of %s", pt.Name, indexPath("spec.ports", j))
+			} else {
+				names[pt.Name] = i
+			}
+		}
+		protoOK := pt.Protocol == "tcp" || pt.Protocol == "udp"
+		if !protoOK {
+			v.add(p+".protocol", "must be tcp or udp, got %q", pt.Protocol)
+		}
+		if pt.Port < 1 || pt.Port > 65535 {
+			v.add(p+".port", "must be between 1 and 65535, got %d", pt.Port)
+		} else if protoOK {
+			key := strconv.Itoa(pt.Port) + "/" + pt.Protocol
+			if j, dup := numbers[key]; dup {
+				v.add(p+".port", "must be unique per protocol, but %s is also used by %s", key, indexPath("spec.ports", j))
+			} else {
+				numbers[key] = i
+			}
+		}
+		if pt.HostPort < 0 || pt.HostPort > 65535 {
+			v.add(p+".hostPort", "must be between 1 and 65535, or 0 (or left out) to let the agent pick a free port, got %d", pt.HostPort)
+		} else if pt.HostPort > 0 && protoOK {
+			key := strconv.Itoa(pt.HostPort) + "/" + pt.Protocol
+			if j, dup := hostPorts[key]; dup {
+				v.add(p+".hostPort", "must be unique per protocol, but %s is also used by %s", key, indexPath("spec.ports", j))
+			} else {
+				hostPorts[key] = i
+			}
+		}
+	}
+}
+
+func (v *validator) probe(path string, p *Probe, ports []Port) {
+	if p == nil {
+		return
+	}
+	var kinds []string
+	if p.HTTP != nil {
+		kinds = append(kinds, "http")
+	}
+	if p.TCP != nil {
+		kinds = append(kinds, "tcp")
+	}
+	if p.Exec != nil {
+		kinds = append(kinds, "exec")
+	}
+	switch len(kinds) {
+	case 0:
+		v.add(path, "must set exactly one of http, tcp or exec, got none (e.g. http: /healthz)")
+	case 1:
+	default:
+		v.add(path, "must set exactly one of http, tcp or exec, got %s", strings.Join(kinds, " and "))
+	}
+	if h := p.HTTP; h != nil {
+		if !strings.HasPrefix(h.Path, "/") || strings.ContainsFunc(h.Path, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			v.add(path+".http.path", "must be a URL path starting with '/' and without spaces or control characters, like /healthz, got %q", h.Path)
+		}
+		v.checkPort(path+".http.port", h.Port, ports)
+	}
+	if t := p.TCP; t != nil {
+		v.checkPort(path+".tcp.port", t.Port, ports)
+	}
+	if e := p.Exec; e != nil {
+		if len(e.Command) == 0 || e.Command[0] == "" {
+			v.add(path+".exec.command", "must be a non-empty list: the command to run and its arguments, like [pg_isready, -q]")
+		}
+		for i, a := range e.Command {
+			if strings.IndexByte(a, 0) >= 0 {
+				v.add(indexPath(path+".exec.command", i), "must not contain NUL bytes")
+			}
+		}
+	}
+	if p.InitialDelay < 0 || p.InitialDelay > maxProbeDuration {
+		v.add(path+".initialDelay", "must be between 0s and 1h, got %s", p.InitialDelay)
+	}
+	intervalOK := p.Interval >= minProbeInterval && p.Interval <= maxProbeDuration
+	if !intervalOK {
+		v.add(path+".interval", "must be between 100ms and 1h, got %s", p.Interval)
+	}
+	if p.Timeout <= 0 || (intervalOK && p.Timeout > p.Interval) {
+		v.add(path+".timeout", "must be more than 0 and at most the interval (%s), got %s", p.Interval, p.Timeout)
+	}
+	if p.FailureThreshold < 1 || p.FailureThreshold > maxThreshold {
+		v.add(path+".failureThreshold", "must be between 1 and %d, got %d", maxThreshold, p.FailureThreshold)
+	}
+	if p.SuccessThreshold < 1 || p.SuccessThreshold > maxThreshold {
+		v.add(path+".successThreshold", "must be between 1 and %d, got %d", maxThreshold, p.SuccessThreshold)
+	}
+}
+
+// checkPort checks the port of an HTTP or TCP check: a number, or the name of a port of
+// the service.
+func (v *validator) checkPort(path, port string, ports []Port) {
+	if port == "" {
+		// Default sets the first port, so this only happens when spec.ports is empty.
+		v.add(path, "is required because spec.ports is empty: a port number between 1 and 65535")
+		return
+	}
+	if isDigits(port) {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			v.add(path, "must be between 1 and 65535, got %s", port)
+		}
+		return
+	}
+	for _, pt := range ports {
+		if pt.Name == port {
+			return
+		}
+	}
+	if len(ports) == 0 {
+		v.add(path, "must be a port number between 1 and 65535 because spec.ports is empty, got %q", port)
+		return
+	}
+	var names []string
+	for _, pt := range ports {
+		if pt.Name != "" && !slices.Contains(names, pt.Name) {
+			names = append(names, pt.Name)
+		}
+	}
+	v.add(path, "must be the name of a port in spec.ports (%s) or a number between 1 and 65535, got %q", strings.Join(names, ", "), port)
+}
+
+func (v *validator) restart(r *Restart) {
+	switch r.Policy {
+	case RestartAlways, RestartOnFailure, RestartNever:
+	default:
+		v.add("spec.restart.policy", "must be always, on-failure or never, got %q", r.Policy)
+	}
+	backoffOK := r.Backoff > 0 && r.Backoff <= maxRestartBackoff
+	if !backoffOK {
+		v.add("spec.restart.backoff", "must be more than 0 and at most 1h, got %s", r.Backoff)
+	}
+	if r.MaxBackoff > maxRestartBackoff || (backoffOK && r.MaxBackoff < r.Backoff) || r.MaxBackoff <= 0 {
+		v.add("spec.restart.maxBackoff", "must be at least backoff (%s) and at most 1h, got %s", r.Backoff, r.MaxBackoff)
+	}
+}
+
+// quoteOrMissing quotes s, or says it is missing.
+func quoteOrMissing(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return strconv.Quote(s)
+}
+
+// hasControl reports whether s holds an ASCII control character.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Field paths. They are built the same way by the decoder (which records where each path
+// is in the document) and by the validator (which names the paths of its errors).
+
+// fieldPath is parent.name ("spec.replicas"); the root is "".
+func fieldPath(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
+}
+
+// indexPath is parent[i] ("spec.ports[0]").
+func indexPath(parent string, i int) string {
+	return parent + "[" + strconv.Itoa(i) + "]"
+}
+
+// plainKey matches map keys that read well in a dotted path.
+var plainKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// mapKeyPath is the path of a key of a free-form map: spec.env.LOG_LEVEL, or
+// spec.env["A=B"] when the key would not read well after a dot.
+func mapKeyPath(parent, key string) string {
+	if plainKey.MatchString(key) {
+		return parent + "." + key
+	}
+	return parent + "[" + strconv.Quote(key) + "]"
+}

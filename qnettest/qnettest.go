@@ -1,0 +1,210 @@
+// Package qnettest helps tests start real QNet nodes in one process: the test binary
+// plays the parts the qnet binary plays for a node (the depot shim, the example service),
+// so depots are real processes under a real shim, and a node is the same code that
+// `qnet agent` runs.
+package qnettest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"qnet.dev/qnet/client"
+	"qnet.dev/qnet/driver/exec/shim"
+	"qnet.dev/qnet/examples/hello"
+	"qnet.dev/qnet/identity"
+	"qnet.dev/qnet/node"
+)
+
+// Main is the TestMain of packages that start nodes: it dispatches the shim and the
+// example service when the test binary is run as them, and runs the tests otherwise.
+func Main(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "shim":
+			os.Exit(shim.Main(os.Args[2:]))
+		case "example-hello":
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			err := hello.Run(ctx, os.Stdout)
+			stop()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// BinDir returns a directory holding "qnet", a link to the test binary, so depots whose
+// command is qnet run the test binary (see Main).
+func BinDir(t testing.TB) string {
+	binOnce.Do(func() {
+		exe, err := os.Executable()
+		if err != nil {
+			binErr = err
+			return
+		}
+		binDir, binErr = os.MkdirTemp("", "qnettest-bin-")
+		if binErr == nil {
+			binErr = os.Symlink(exe, filepath.Join(binDir, "qnet"))
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("qnettest: %v", binErr)
+	}
+	return binDir
+}
+
+// Node is a node started by a test, with a client for its API.
+type Node struct {
+	*node.Node
+	DataDir string
+	Token   string
+	Client  *client.Client
+	Context *client.Context
+	cfg     node.Config
+}
+
+// Options tune StartNode.
+type Options struct {
+	// DataDir reuses a data dir (to restart a node); empty makes a new network.
+	DataDir string
+	Token   string
+	// Configure may change the node's configuration before it starts.
+	Configure func(*node.Config)
+}
+
+// StartNode initialises a one-node network (unless opts.DataDir names one) and starts
+// its node. The node is closed, and its depots stopped, when the test ends.
+func StartNode(t testing.TB, opts Options) *Node {
+	t.Helper()
+	n := &Node{DataDir: opts.DataDir, Token: opts.Token}
+	if n.DataDir == "" {
+		n.DataDir = t.TempDir()
+		res, err := node.Init(node.InitOptions{DataDir: n.DataDir, Network: "test", Operator: "tester", NodeName: "node1", APIAddr: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatalf("init: %v", err)
+		}
+		n.Token = res.Token
+	}
+	n.cfg = node.DefaultConfig(n.DataDir)
+	n.cfg.APIAddr = "127.0.0.1:0"
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cfg.ShimBinary = exe
+	n.cfg.PathDirs = []string{BinDir(t)}
+	n.cfg.Logger = Logger(t)
+	if opts.Configure != nil {
+		opts.Configure(&n.cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.Node, err = node.Start(ctx, n.cfg)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	key, err := identity.Load(filepath.Join(n.DataDir, node.NodeKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Context = &client.Context{
+		Server:      "https://" + n.APIAddr(),
+		Token:       n.Token,
+		OperatorKey: filepath.Join(n.DataDir, node.OperatorKeyFile),
+		ServerKey:   Pin(t, key),
+		Network:     "test",
+	}
+	if n.Client, err = client.New(n.Context); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop(t, true) })
+	return n
+}
+
+// Pin is the API key pin of a node key.
+func Pin(t testing.TB, key *identity.Key) string {
+	der, err := x509.MarshalPKIXPublicKey(key.Ed25519().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// Stop closes the node; with stopDepots its depots are stopped first, otherwise they
+// keep running for the next start to adopt. Stopping twice is harmless.
+func (n *Node) Stop(t testing.TB, stopDepots bool) {
+	if n.Node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if stopDepots {
+		if err := n.StopDepots(ctx); err != nil {
+			t.Errorf("stop depots: %v", err)
+		}
+	}
+	if err := n.Close(ctx); err != nil {
+		t.Errorf("close node: %v", err)
+	}
+	n.Node = nil
+}
+
+// Restart stops the node, leaving its depots running, and starts it again on the same
+// data dir.
+func (n *Node) Restart(t testing.TB) *Node {
+	t.Helper()
+	n.Stop(t, false)
+	return StartNode(t, Options{DataDir: n.DataDir, Token: n.Token, Configure: func(c *node.Config) { *c = n.cfg; c.APIAddr = "127.0.0.1:0" }})
+}
+
+// WaitFor polls cond until it holds or the timeout passes, then fails the test with what.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Logger returns a logger that writes to the test log (debug with QNET_TEST_LOG=1,
+// nothing otherwise).
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("QNET_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+var _ io.Writer = testWriter{}

@@ -1,0 +1,553 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"qnet.dev/qnet/identity"
+	"qnet.dev/qnet/ledger"
+	"qnet.dev/qnet/manifest"
+)
+
+// Event is something that changed in the state, for people and watchers.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Height  uint64    `json:"height"`
+	Kind    string    `json:"kind"`
+	Service string    `json:"service,omitempty"`
+	Depot   string    `json:"depot,omitempty"`
+	Node    string    `json:"node,omitempty"`
+	Message string    `json:"message"`
+}
+
+// Applied is the outcome of applying one block.
+type Applied struct {
+	Height uint64
+	Hash   ledger.Hash
+	// Results holds, per transaction of the block in order, the error that kept it from
+	// taking effect ("" when it took effect).
+	Results []string
+}
+
+// chainView is the ledger's view of the store inside one bbolt transaction.
+type chainView struct {
+	s  *Store
+	tx *bolt.Tx
+}
+
+func (v chainView) tip() (Tip, bool) {
+	var t Tip
+	ok, err := getJSON(v.tx.Bucket(bucketMeta), keyTip, &t)
+	return t, ok && err == nil
+}
+
+func (v chainView) Network() ledger.Hash {
+	t, _ := v.tip()
+	return t.Network
+}
+
+func (v chainView) Tip() (uint64, ledger.Hash, time.Time, bool) {
+	t, ok := v.tip()
+	return t.Height, t.Hash, t.Time, ok
+}
+
+func (v chainView) Key(id string) (ledger.KeyInfo, *identity.Verifier, bool) {
+	var info ledger.KeyInfo
+	if ok, err := getJSON(v.tx.Bucket(bucketKeys), []byte(id), &info); !ok || err != nil {
+		return info, nil, false
+	}
+	ver, err := v.s.verifier(info)
+	if err != nil {
+		return info, nil, false
+	}
+	return info, ver, true
+}
+
+func (v chainView) TxHeight(id ledger.Hash) (uint64, bool) {
+	var r TxRecord
+	if ok, err := getJSON(v.tx.Bucket(bucketTxs), id[:], &r); !ok || err != nil {
+		return 0, false
+	}
+	return r.Height, true
+}
+
+// verifier returns the parsed key, cached by key ID (an ID is the hash of the key, so
+// the cache can never hold a stale key for an ID).
+func (s *Store) verifier(info ledger.KeyInfo) (*identity.Verifier, error) {
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	if v, ok := s.verifiers[info.ID]; ok {
+		return v, nil
+	}
+	if info.Public.ID() != info.ID {
+		return nil, fmt.Errorf("%w: key record %s holds key %s", ErrCorrupt, info.ID, info.Public.ID())
+	}
+	v, err := info.Public.Verifier()
+	if err != nil {
+		return nil, err
+	}
+	s.verifiers[info.ID] = v
+	return v, nil
+}
+
+// CheckTx checks a transaction against the current state as the door does before it is
+// ordered: everything CheckBlock would check of it, plus whether it can take effect.
+func (s *Store) CheckTx(t *ledger.Tx, now time.Time) error {
+	return s.view(func(tx *bolt.Tx) error {
+		v := chainView{s, tx}
+		if _, _, _, ok := v.Tip(); !ok {
+			return errors.New("the network has no genesis block yet")
+		}
+		if err := ledger.CheckTx(v, t, now, s.sigs); err != nil {
+			return err
+		}
+		return precheck(v, t)
+	})
+}
+
+// ApplyBlock checks the encoded block against the chain and applies it. index is the
+// position of the block in the ordering log: a block at or below the last applied index
+// was applied before (the log is being replayed after a restart) and is skipped.
+// A block that does not check out changes nothing and returns the reason.
+func (s *Store) ApplyBlock(data []byte, index uint64) (*Applied, error) {
+	b, err := ledger.DecodeBlock(data)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		res    *Applied
+		events []Event
+	)
+	s.mu.RLock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyApplied); index != 0 && len(v) == 8 && index <= binary.BigEndian.Uint64(v) {
+			return nil
+		}
+		view := chainView{s, tx}
+		_, _, _, started := view.Tip()
+		network := b.Network
+		if !started {
+			if _, err := ledger.CheckGenesis(b); err != nil {
+				return err
+			}
+			network = b.Hash
+		} else if err := ledger.CheckBlock(view, b, s.sigs); err != nil {
+			return err
+		}
+		a := &applier{view: view, block: b}
+		res = &Applied{Height: b.Height, Hash: b.Hash, Results: make([]string, len(b.Txs))}
+		for i, t := range b.Txs {
+			if err := a.apply(t); err != nil {
+				res.Results[i] = err.Error()
+				a.event("tx.failed", "", "", "", fmt.Sprintf("%s %s: %v", t.Type, t.ID().Short(), err))
+			}
+			if err := putJSON(tx.Bucket(bucketTxs), idKey(t.ID()), TxRecord{ID: t.ID(), Type: t.Type, Height: b.Height, Index: i, Error: res.Results[i]}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketBlocks).Put(be64(b.Height), data); err != nil {
+			return err
+		}
+		name := meta.Get([]byte("name"))
+		if !started {
+			var g ledger.Genesis
+			b.Txs[0].Decode(&g)
+			name = []byte(g.Network)
+			if err := meta.Put([]byte("name"), name); err != nil {
+				return err
+			}
+		}
+		if err := putJSON(meta, keyTip, Tip{Network: network, Name: string(name), Height: b.Height, Hash: b.Hash, Time: b.Time}); err != nil {
+			return err
+		}
+		if index != 0 {
+			if err := meta.Put(keyApplied, be64(index)); err != nil {
+				return err
+			}
+		}
+		events = a.events
+		return nil
+	})
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if res != nil {
+		s.bump()
+		s.publish(events)
+	}
+	return res, nil
+}
+
+func idKey(h ledger.Hash) []byte { return append([]byte(nil), h[:]...) }
+
+// applier applies the transactions of one block inside its bbolt transaction.
+type applier struct {
+	view   chainView
+	block  *ledger.Block
+	events []Event
+}
+
+func (a *applier) bucket(name []byte) *bolt.Bucket { return a.view.tx.Bucket(name) }
+
+func (a *applier) event(kind, service, depot, node, msg string) {
+	a.events = append(a.events, Event{Time: a.block.Time, Height: a.block.Height, Kind: kind, Service: service, Depot: depot, Node: node, Message: msg})
+}
+
+func (a *applier) signer(t *ledger.Tx) ledger.KeyInfo {
+	info, _, _ := a.view.Key(t.Signer)
+	return info
+}
+
+func (a *applier) apply(t *ledger.Tx) error {
+	changes, err := ledger.KeyChanges(t)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if c.Put != nil {
+			if err := putJSON(a.bucket(bucketKeys), []byte(c.Put.ID), c.Put); err != nil {
+				return err
+			}
+		}
+		if c.Revoke != "" {
+			if err := a.bucket(bucketKeys).Delete([]byte(c.Revoke)); err != nil {
+				return err
+			}
+		}
+	}
+	switch t.Type {
+	case ledger.TxGenesis:
+		return a.genesis(t)
+	case ledger.TxServiceApply:
+		return a.serviceApply(t)
+	case ledger.TxServiceDelete:
+		return a.serviceDelete(t)
+	case ledger.TxPlacement:
+		return a.placement(t)
+	case ledger.TxDepotStatus:
+		return a.depotStatus(t)
+	case ledger.TxNodeUpdate:
+		return a.nodeUpdate(t)
+	}
+	return fmt.Errorf("no state change is defined for %s", t.Type)
+}
+
+func (a *applier) genesis(t *ledger.Tx) error {
+	var g ledger.Genesis
+	if err := t.Decode(&g); err != nil {
+		return err
+	}
+	for _, op := range g.Operators {
+		if err := putJSON(a.bucket(bucketOperators), []byte(op.Name), Operator{op}); err != nil {
+			return err
+		}
+	}
+	validators := map[string]bool{}
+	for _, v := range g.Validators {
+		validators[v] = true
+	}
+	for _, n := range g.Nodes {
+		rec := Node{NodeInfo: n, Validator: validators[n.ID], Joined: a.block.Time, Height: a.block.Height}
+		if err := putJSON(a.bucket(bucketNodes), []byte(n.ID), rec); err != nil {
+			return err
+		}
+	}
+	a.event("network.created", "", "", "", fmt.Sprintf("network %s created with %d node(s)", g.Network, len(g.Nodes)))
+	return nil
+}
+
+// specError turns a manifest's validation errors into one error.
+func specError(errs manifest.ErrorList) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+func (a *applier) serviceApply(t *ledger.Tx) error {
+	var p ledger.ServiceApply
+	if err := t.Decode(&p); err != nil {
+		return err
+	}
+	if err := checkServiceApply(a.view, &p); err != nil {
+		return err
+	}
+	svc := p.Service
+	b := a.bucket(bucketServices)
+	var cur Service
+	exists, err := getJSON(b, []byte(svc.Metadata.Name), &cur)
+	if err != nil {
+		return err
+	}
+	op := a.signer(t).Owner
+	if exists {
+		same, err := sameSpec(cur.Spec, svc)
+		if err != nil {
+			return err
+		}
+		if same {
+			return nil // unchanged: no new revision
+		}
+	}
+	next := Service{
+		Name: svc.Metadata.Name, Revision: cur.Revision + 1, Spec: svc, AppliedBy: op,
+		TxID: t.ID(), Height: a.block.Height, Created: cur.Created, Updated: a.block.Time,
+	}
+	if !exists {
+		next.Created = a.block.Time
+	}
+	if err := putJSON(b, []byte(next.Name), next); err != nil {
+		return err
+	}
+	rev := Revision{Service: next.Name, Revision: next.Revision, Spec: svc, AppliedBy: op, TxID: t.ID(), Height: a.block.Height, At: a.block.Time}
+	if err := putJSON(a.bucket(bucketRevisions), revisionKey(next.Name, next.Revision), rev); err != nil {
+		return err
+	}
+	a.event("service.applied", next.Name, "", "", fmt.Sprintf("revision %d of %s applied by %s", next.Revision, next.Name, op))
+	return nil
+}
+
+func revisionKey(name string, rev uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(name), 0), rev)
+}
+
+func sameSpec(a, b *manifest.Service) (bool, error) {
+	x, err := json.Marshal(a)
+	if err != nil {
+		return false, err
+	}
+	y, err := json.Marshal(b)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(x, y), nil
+}
+
+func checkServiceApply(v chainView, p *ledger.ServiceApply) error {
+	if p.Service == nil {
+		return errors.New("service.apply carries no service")
+	}
+	if err := specError(p.Service.Validate()); err != nil {
+		return fmt.Errorf("invalid manifest: %w", err)
+	}
+	t, _ := v.tip()
+	if n := p.Service.Metadata.Network; n != "" && n != t.Name {
+		return fmt.Errorf("manifest is for network %q, this network is %q", n, t.Name)
+	}
+	return nil
+}
+
+func (a *applier) serviceDelete(t *ledger.Tx) error {
+	var p ledger.ServiceDelete
+	if err := t.Decode(&p); err != nil {
+		return err
+	}
+	b := a.bucket(bucketServices)
+	if b.Get([]byte(p.Name)) == nil {
+		return fmt.Errorf("service %q not found", p.Name)
+	}
+	if err := b.Delete([]byte(p.Name)); err != nil {
+		return err
+	}
+	// Its depots go with it: their placements are removed in the same step.
+	pb := a.bucket(bucketPlacements)
+	var gone [][]byte
+	err := pb.ForEach(func(k, v []byte) error {
+		var pl Placement
+		if err := json.Unmarshal(v, &pl); err != nil {
+			return err
+		}
+		if pl.Service == p.Name {
+			gone = append(gone, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range gone {
+		if err := pb.Delete(k); err != nil {
+			return err
+		}
+	}
+	a.event("service.deleted", p.Name, "", "", fmt.Sprintf("service %s deleted by %s (%d depot(s) removed)", p.Name, a.signer(t).Owner, len(gone)))
+	return nil
+}
+
+func (a *applier) placement(t *ledger.Tx) error {
+	var p ledger.PlacementSet
+	if err := t.Decode(&p); err != nil {
+		return err
+	}
+	if err := checkPlacement(a.view, a.signer(t), &p); err != nil {
+		return err
+	}
+	pb := a.bucket(bucketPlacements)
+	for _, id := range p.Remove {
+		var pl Placement
+		if ok, _ := getJSON(pb, []byte(id), &pl); !ok {
+			continue
+		}
+		if err := pb.Delete([]byte(id)); err != nil {
+			return err
+		}
+		a.event("placement.removed", pl.Service, id, pl.Node, fmt.Sprintf("depot %s removed from node %s: %s", id, pl.Node, p.Reason))
+	}
+	names := make([]string, 0, len(p.Unschedulable))
+	for name := range p.Unschedulable {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	sb := a.bucket(bucketServices)
+	for _, name := range names {
+		var svc Service
+		if ok, err := getJSON(sb, []byte(name), &svc); err != nil {
+			return err
+		} else if !ok || svc.Unschedulable == p.Unschedulable[name] {
+			continue
+		}
+		svc.Unschedulable = p.Unschedulable[name]
+		if err := putJSON(sb, []byte(name), svc); err != nil {
+			return err
+		}
+		if svc.Unschedulable != "" {
+			a.event("service.unschedulable", name, "", "", svc.Unschedulable)
+		}
+	}
+	for _, pl := range p.Add {
+		rec := Placement{Placement: pl, Height: a.block.Height, Created: a.block.Time}
+		if err := putJSON(pb, []byte(pl.ID), rec); err != nil {
+			return err
+		}
+		a.event("placement.added", pl.Service, pl.ID, pl.Node, fmt.Sprintf("depot %s (revision %d) placed on node %s", pl.ID, pl.Revision, pl.Node))
+	}
+	return nil
+}
+
+func checkPlacement(v chainView, signer ledger.KeyInfo, p *ledger.PlacementSet) error {
+	if !signer.Validator {
+		return fmt.Errorf("placements are decided by validators; node %s is not one", signer.Owner)
+	}
+	ids := map[string]bool{}
+	for _, pl := range p.Add {
+		if pl.ID == "" || ids[pl.ID] {
+			return fmt.Errorf("placement ID %q is empty or repeated", pl.ID)
+		}
+		ids[pl.ID] = true
+		if v.tx.Bucket(bucketPlacements).Get([]byte(pl.ID)) != nil {
+			return fmt.Errorf("depot %s is already placed", pl.ID)
+		}
+		var svc Service
+		if ok, err := getJSON(v.tx.Bucket(bucketServices), []byte(pl.Service), &svc); !ok || err != nil {
+			return fmt.Errorf("depot %s: service %q not found", pl.ID, pl.Service)
+		}
+		if pl.Revision == 0 || pl.Revision > svc.Revision {
+			return fmt.Errorf("depot %s: service %s has no revision %d", pl.ID, pl.Service, pl.Revision)
+		}
+		if v.tx.Bucket(bucketNodes).Get([]byte(pl.Node)) == nil {
+			return fmt.Errorf("depot %s: node %s not found", pl.ID, pl.Node)
+		}
+	}
+	return nil
+}
+
+func (a *applier) depotStatus(t *ledger.Tx) error {
+	var r ledger.DepotStatusReport
+	if err := t.Decode(&r); err != nil {
+		return err
+	}
+	if owner := a.signer(t).Owner; owner != r.Node {
+		return fmt.Errorf("node %s may not report for node %s", owner, r.Node)
+	}
+	pb := a.bucket(bucketPlacements)
+	sort.SliceStable(r.Depots, func(i, j int) bool { return r.Depots[i].ID < r.Depots[j].ID })
+	for _, st := range r.Depots {
+		var pl Placement
+		if ok, err := getJSON(pb, []byte(st.ID), &pl); err != nil {
+			return err
+		} else if !ok || pl.Node != r.Node {
+			continue // removed since the node saw it; nothing to record
+		}
+		prev := pl.Status
+		pl.Status = &st
+		if err := putJSON(pb, []byte(st.ID), pl); err != nil {
+			return err
+		}
+		if prev == nil || prev.State != st.State || prev.Ready != st.Ready || prev.Restarts != st.Restarts {
+			msg := fmt.Sprintf("depot %s is %s", st.ID, st.State)
+			if st.Reason != "" {
+				msg += ": " + st.Reason
+			}
+			a.event("depot."+string(st.State), pl.Service, st.ID, r.Node, msg)
+		}
+	}
+	return nil
+}
+
+func (a *applier) nodeUpdate(t *ledger.Tx) error {
+	var u ledger.NodeUpdate
+	if err := t.Decode(&u); err != nil {
+		return err
+	}
+	signer := a.signer(t)
+	if signer.Role == ledger.RoleNode && signer.Owner != u.Node.ID {
+		return fmt.Errorf("node %s may not update node %s", signer.Owner, u.Node.ID)
+	}
+	nb := a.bucket(bucketNodes)
+	var cur Node
+	if ok, err := getJSON(nb, []byte(u.Node.ID), &cur); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("node %s not found", u.Node.ID)
+	}
+	if !u.Node.Key.Equal(cur.Key) {
+		return errors.New("node.update cannot change keys")
+	}
+	cur.NodeInfo = u.Node
+	if err := putJSON(nb, []byte(cur.ID), cur); err != nil {
+		return err
+	}
+	a.event("node.updated", "", "", cur.ID, fmt.Sprintf("node %s (%s) updated: %d mCPU, %d MiB, %s/%s", cur.Name, cur.ID, cur.CPU, cur.Memory>>20, cur.OS, cur.Arch))
+	return nil
+}
+
+// precheck tells at the door whether a transaction can take effect, so the sender
+// learns of a mistake at once instead of from a failed transaction record.
+func precheck(v chainView, t *ledger.Tx) error {
+	switch t.Type {
+	case ledger.TxServiceApply:
+		var p ledger.ServiceApply
+		if err := t.Decode(&p); err != nil {
+			return err
+		}
+		return checkServiceApply(v, &p)
+	case ledger.TxServiceDelete:
+		var p ledger.ServiceDelete
+		if err := t.Decode(&p); err != nil {
+			return err
+		}
+		if v.tx.Bucket(bucketServices).Get([]byte(p.Name)) == nil {
+			return fmt.Errorf("%w: service %q", ErrNotFound, p.Name)
+		}
+	case ledger.TxPlacement:
+		var p ledger.PlacementSet
+		if err := t.Decode(&p); err != nil {
+			return err
+		}
+		info, _, _ := v.Key(t.Signer)
+		return checkPlacement(v, info, &p)
+	}
+	return nil
+}
+
+// ErrNotFound is returned (wrapped) when a named object does not exist.
+var ErrNotFound = errors.New("not found")
