@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"qnet.dev/qnet/ctxtime"
 	"qnet.dev/qnet/driver"
 	"qnet.dev/qnet/health"
 	"qnet.dev/qnet/ledger"
@@ -112,13 +113,20 @@ func (d *depot) run(ctx context.Context) {
 		return
 	}
 
+	first := true
 	for {
 		if h == nil {
 			d.set(func(st *ledger.DepotStatus) {
 				st.State, st.Ready, st.PID, st.Reason = ledger.DepotStarting, false, 0, ""
 			})
 			var err error
-			h, err = d.a.cfg.Driver.Start(ctx, d.driverSpec())
+			if !first {
+				err = d.refreshPorts()
+			}
+			first = false
+			if err == nil {
+				h, err = d.a.cfg.Driver.Start(ctx, d.driverSpec())
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					d.finish(ctx, nil)
@@ -130,7 +138,7 @@ func (d *depot) run(ctx context.Context) {
 					st.Reason = fmt.Sprintf("start failed: %v; retrying in %s", err, backoff)
 				})
 				log.Warn("depot start failed", "err", err, "retry", backoff)
-				if !sleep(ctx, backoff) {
+				if !ctxtime.Sleep(ctx, backoff) {
 					d.finish(ctx, nil)
 					return
 				}
@@ -173,7 +181,7 @@ func (d *depot) run(ctx context.Context) {
 			st.Reason = fmt.Sprintf("%s; restarting in %s", reason, backoff)
 		})
 		h = nil
-		if !sleep(ctx, backoff) {
+		if !ctxtime.Sleep(ctx, backoff) {
 			d.finish(ctx, nil)
 			return
 		}
@@ -334,6 +342,30 @@ func (d *depot) allocatePorts() error {
 	return nil
 }
 
+// refreshPorts runs before a restart: a port the depot had may have been taken by
+// something else meanwhile. An assigned port that is taken is replaced by a free one;
+// a fixed host port that is taken is an error (the start is retried later).
+func (d *depot) refreshPorts() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.spec().Ports {
+		cur := d.ports[p.Name]
+		if d.a.cfg.Ports.Free(cur) {
+			continue
+		}
+		if p.HostPort != 0 {
+			return fmt.Errorf("port %s: port %d is already in use on this node", p.Name, cur)
+		}
+		n, err := d.a.cfg.Ports.Allocate(1)
+		if err != nil {
+			return fmt.Errorf("port %s: %w", p.Name, err)
+		}
+		d.a.cfg.Ports.Release(cur)
+		d.ports[p.Name] = n[0]
+	}
+	return nil
+}
+
 const metaPorts = "ports"
 
 // adoptPorts takes over the ports a previous agent gave an adopted depot.
@@ -415,18 +447,20 @@ func nextBackoff(cur time.Duration, spec *manifest.Spec) time.Duration {
 	return min(2*cur, time.Duration(spec.Restart.MaxBackoff))
 }
 
+// describeExit says in words how a depot ended. The driver's own Reason already says
+// it ("exited with code 7", "oom killed: ..."), so it is used as it is; the exit code and
+// signal only speak for a driver that gave none.
 func describeExit(e driver.ExitStatus, killedFor string) string {
-	var s string
-	switch {
-	case e.OOMKilled:
-		s = "killed: out of memory (memory limit reached)"
-	case e.Signal != "":
-		s = "killed by signal " + e.Signal
-	default:
-		s = fmt.Sprintf("exited with code %d", e.Code)
-	}
-	if e.Reason != "" {
-		s += " (" + e.Reason + ")"
+	s := e.Reason
+	if s == "" {
+		switch {
+		case e.OOMKilled:
+			s = "killed: out of memory"
+		case e.Signal != "":
+			s = "killed by " + e.Signal
+		default:
+			s = fmt.Sprintf("exited with code %d", e.Code)
+		}
 	}
 	if killedFor != "" {
 		s = killedFor + ": " + s
@@ -442,16 +476,4 @@ func describeLimits(l driver.LimitReport) string {
 		return "limits not enforced: " + l.Reason
 	}
 	return "limits partly enforced by " + l.Mechanism
-}
-
-// sleep waits d or until ctx ends; it reports whether the full time passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

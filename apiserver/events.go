@@ -52,6 +52,10 @@ func (l *EventLog) add(evs []state.Event) {
 func (l *EventLog) Recent(service string, n int) []state.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.recent(service, n)
+}
+
+func (l *EventLog) recent(service string, n int) []state.Event {
 	var all []state.Event
 	if l.full {
 		all = append(all, l.ring[l.next:]...)
@@ -69,17 +73,23 @@ func (l *EventLog) Recent(service string, n int) []state.Event {
 	return out
 }
 
-func (l *EventLog) watch(service string) (chan state.Event, func()) {
+// watch returns up to n recent events and a channel of the events after them. Both are
+// taken under one lock, so no event is missed or sent twice between the two.
+func (l *EventLog) watch(service string, n int) ([]state.Event, chan state.Event, func()) {
 	ch := make(chan state.Event, 256)
 	l.mu.Lock()
 	l.waiters[ch] = service
+	recent := l.recent(service, n)
 	l.mu.Unlock()
-	return ch, func() {
+	return recent, ch, func() {
 		l.mu.Lock()
 		delete(l.waiters, ch)
 		l.mu.Unlock()
 	}
 }
+
+// recentEvents is how many past events an event stream starts with.
+const recentEvents = 200
 
 // eventStream writes events as JSON lines: the recent ones, then, with follow=true, new
 // ones as they happen until the client goes away.
@@ -89,17 +99,22 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	service := r.URL.Query().Get("service")
-	var ch chan state.Event
+	var (
+		recent []state.Event
+		ch     chan state.Event
+	)
 	if follow {
 		var stop func()
-		ch, stop = s.events.watch(service)
+		recent, ch, stop = s.events.watch(service, recentEvents)
 		defer stop()
+	} else {
+		recent = s.events.Recent(service, recentEvents)
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	out := newFlushWriter(w)
 	enc := json.NewEncoder(out)
-	for _, e := range s.events.Recent(service, 200) {
+	for _, e := range recent {
 		if err := enc.Encode(e); err != nil {
 			return nil
 		}

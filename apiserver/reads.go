@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -248,7 +249,7 @@ func (s *Server) blocks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var out []api.BlockSummary
+	out := []api.BlockSummary{} // [] rather than null past the tip
 	for h := from; h <= tip.Height && uint64(len(out)) < limit; h++ {
 		b, err := s.blockAt(h)
 		if err != nil {
@@ -274,6 +275,12 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("block height %q: want a non-negative integer", r.PathValue("height"))
 	}
 	data, err := s.b.Store().Block(h)
+	if errors.Is(err, state.ErrNotFound) {
+		if tip, ok, terr := s.b.Store().Tip(); terr == nil && ok && h > tip.Height {
+			return notFound("block %d not found: the chain's tip is at height %d", h, tip.Height)
+		}
+		return notFound("block %d not found", h)
+	}
 	if err != nil {
 		return err
 	}

@@ -82,9 +82,25 @@ func (s *Server) routes() {
 	h("GET /v1/ledger/blocks", s.blocks)
 	h("GET /v1/ledger/blocks/{height}", s.block)
 	h("POST /v1/ledger/verify", s.verify)
-	s.mux.Handle("/", s.auth(errorHandler(s.log, func(w http.ResponseWriter, r *http.Request) error {
-		return httpError{http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API lives under /%s/)", r.Method, r.URL.Path, api.Version), nil}
-	})))
+	s.mux.Handle("/", s.auth(errorHandler(s.log, s.noRoute)))
+}
+
+// noRoute answers what no route takes: 405 with Allow when the path is an endpoint
+// that takes other methods, 404 otherwise, both as JSON like every other error (the
+// mux's own answers would be plain text).
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return httpError{http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: method not allowed (use %s)", r.Method, r.URL.Path, strings.Join(allow, " or ")), nil}
+	}
+	return httpError{http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API lives under /%s/)", r.Method, r.URL.Path, api.Version), nil}
 }
 
 // ServeHTTP implements http.Handler.
@@ -100,8 +116,9 @@ func TokenHash(token string) string {
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		authz := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(authz, "Bearer ")
-		if authz == "" || !ok || token == "" {
+		// The scheme is case-insensitive (RFC 9110 11.1); the token is not.
+		scheme, token, _ := strings.Cut(authz, " ")
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="qnet"`)
 			writeJSON(w, http.StatusUnauthorized, api.Error{Error: "missing credential: send the operator token as \"Authorization: Bearer <token>\" (qnet uses the token of your context file)"})
 			return
@@ -184,8 +201,23 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	body := http.MaxBytesReader(w, r.Body, MaxRequestBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return badRequest("request body is not a transaction list: %v", err)
+	var tooBig *http.MaxBytesError
+	err := dec.Decode(&req)
+	if err == nil {
+		// One document only: anything after it means the body is not what the sender
+		// thinks it is.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+			if errors.As(terr, &tooBig) {
+				err = terr
+			}
+		}
+	}
+	switch {
+	case errors.As(err, &tooBig):
+		return httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes: send fewer transactions at a time", MaxRequestBody), nil}
+	case err != nil:
+		return badRequest("request body is not a transaction list ({\"txs\": [signed transactions]}): %v", err)
 	}
 	if len(req.Txs) == 0 {
 		return badRequest("no transactions given")
@@ -245,8 +277,13 @@ func (f flushWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// newFlushWriter returns a flushWriter and flushes at once, so the client has the
+// status and headers even while nothing is there to stream yet.
 func newFlushWriter(w http.ResponseWriter) flushWriter {
 	f, _ := w.(http.Flusher)
+	if f != nil {
+		f.Flush()
+	}
 	return flushWriter{w: w, f: f}
 }
 

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,27 +164,38 @@ func (h Hierarchy) Open(name string) (*Group, error) {
 // group still bounds what it can and still collects the depot's processes. Create fails
 // only when the group cannot be made at all (for instance without permission).
 func (h Hierarchy) Create(name string, l Limits) (*Group, Report, error) {
-	rep := Report{Mechanism: h.Version.String()}
+	g, err := h.Make(name)
+	if err != nil {
+		return nil, Report{Mechanism: None.String(), Reason: err.Error()}, err
+	}
+	return g, g.Limit(h, l), nil
+}
+
+// Make creates the group called name under the parent with no limits yet. A supervisor
+// starts the workload in it and then sets the limits with Limit, so the program's own
+// start (loading, runtime set-up) is not throttled by a small CPU quota.
+func (h Hierarchy) Make(name string) (*Group, error) {
 	g, err := h.Open(name)
 	if err != nil {
-		rep.Mechanism = None.String()
-		rep.Reason = err.Error()
-		return nil, rep, err
+		return nil, err
 	}
 	if h.Version == V2 {
 		if err := h.enableControllers(); err != nil {
-			rep.Mechanism = None.String()
-			rep.Reason = err.Error()
-			return nil, rep, err
+			return nil, err
 		}
 	}
 	for _, d := range g.dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			rep.Mechanism = None.String()
-			rep.Reason = fmt.Sprintf("cannot create cgroup %s: %v", d, err)
-			return nil, rep, fmt.Errorf("create cgroup %q: %w", name, err)
+			return nil, fmt.Errorf("create cgroup %q: cannot create %s: %w", name, d, err)
 		}
 	}
+	return g, nil
+}
+
+// Limit sets the group's CPU and memory limits and reports which are enforced; a limit
+// that cannot be set is reported with the reason, not an error.
+func (g *Group) Limit(h Hierarchy, l Limits) Report {
+	rep := Report{Mechanism: h.Version.String()}
 	var why []string
 	switch {
 	case l.CPU <= 0:
@@ -210,7 +222,7 @@ func (h Hierarchy) Create(name string, l Limits) (*Group, Report, error) {
 		}
 	}
 	rep.Reason = strings.Join(why, "; ")
-	return g, rep, nil
+	return rep
 }
 
 func orDefault(s, def string) string {
@@ -479,4 +491,53 @@ func writeFile(name, value string) error {
 		return fmt.Errorf("write %q to %s: %w", value, name, err)
 	}
 	return nil
+}
+
+// ProcsFilesOf returns the cgroup.procs files of the groups process pid is in now, in
+// the hierarchies of h (one per v1 controller, one on v2), so a process that leaves for
+// a moment can return to exactly where it was.
+func (h Hierarchy) ProcsFilesOf(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, fmt.Errorf("cgroups of pid %d: %w", pid, err)
+	}
+	paths := map[string]string{} // controller ("" on v2) -> path
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			paths[c] = parts[2]
+		}
+	}
+	var out []string
+	add := func(root, controller string) error {
+		if root == "" {
+			return nil
+		}
+		p, ok := paths[controller]
+		if !ok {
+			return fmt.Errorf("pid %d is in no %q cgroup", pid, controller)
+		}
+		f := filepath.Join(root, filepath.FromSlash(p), "cgroup.procs")
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("cgroup of pid %d: %w", pid, err)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+		return nil
+	}
+	cpu, mem := "cpu", "memory"
+	if h.Version == V2 {
+		cpu, mem = "", ""
+	}
+	if err := add(h.CPU, cpu); err != nil {
+		return nil, err
+	}
+	if err := add(h.Memory, mem); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -17,7 +17,8 @@ const stopTimeout = 30 * time.Second
 func (a *app) agentCmd() *cobra.Command {
 	var (
 		dataDir string
-		apiAddr = defaultAPIAddr
+		// apiAddr empty means where the ledger records the node's API (see node.Config).
+		apiAddr string
 		cpuM    int64
 		memB    int64
 	)
@@ -65,7 +66,7 @@ whole machine.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", "", "the node's data dir, made by qnet init (required)")
-	f.Var(addrValue{&apiAddr}, "api-addr", "address the API listens on (port 0 picks a free one)")
+	f.Var(addrValue{&apiAddr}, "api-addr", "address the API listens on (default: the one given to qnet init, or where the node last listened; port 0 picks a free one)")
 	f.Var(cpuValue{&cpuM}, "cpu", "CPU offered to depots, e.g. 500m or 2 (default: all cores)")
 	f.Var(memoryValue{&memB}, "memory", "memory offered to depots, e.g. 512Mi or 4Gi (default: all RAM)")
 	_ = cmd.MarkFlagDirname("data-dir")

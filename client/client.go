@@ -221,6 +221,12 @@ func (c *Client) Depots(ctx context.Context, service string) ([]api.Depot, error
 	return out, c.do(ctx, http.MethodGet, "/depots", q, nil, &out)
 }
 
+// Depot describes one depot: where it is placed and its last reported status.
+func (c *Client) Depot(ctx context.Context, id string) (*api.Depot, error) {
+	var out api.Depot
+	return &out, c.do(ctx, http.MethodGet, "/depots/"+url.PathEscape(id), nil, nil, &out)
+}
+
 // Nodes lists nodes.
 func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
 	var out []api.Node

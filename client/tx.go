@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"qnet.dev/qnet/api"
@@ -143,9 +144,32 @@ func (c *Client) Delete(ctx context.Context, name string) (api.TxResult, error) 
 	return res[0], nil
 }
 
+// Errors WaitReady wraps when it stops early because waiting longer cannot help; test
+// with errors.Is.
+var (
+	// ErrUnschedulable: the scheduler could not place every replica of the service, and
+	// its reason held across two views a tick apart.
+	ErrUnschedulable = errors.New("replicas cannot be placed")
+	// ErrDepotsFailing: every depot of the current revision has exited for good or
+	// keeps failing (GiveUpRestarts restarts or more).
+	ErrDepotsFailing = errors.New("every depot of the current revision is failing or has exited")
+)
+
+// GiveUpRestarts is how many restarts of a failing depot WaitReady waits through before
+// it takes the failure as lasting.
+const GiveUpRestarts = 3
+
+// readyTick is how often WaitReady looks again when no event wakes it. It is also how
+// long an unschedulable reason must hold before WaitReady believes it: right after a
+// new revision is applied the reason of the previous one may still show until the
+// controller has looked again, which takes it well under a tick.
+const readyTick = time.Second
+
 // WaitReady waits until the service's current revision has all its replicas ready,
-// calling progress with each new view. It stops early, with an error, when ctx ends or
-// the service cannot be placed.
+// calling progress with each new view. It stops early, with an error, when ctx ends,
+// when the replicas cannot be placed (ErrUnschedulable), or when every depot of the
+// current revision has exited or keeps failing (ErrDepotsFailing); the error then holds
+// the scheduler's or the depots' reasons.
 func (c *Client) WaitReady(ctx context.Context, name string, progress func(*api.ServiceDetail)) error {
 	events := make(chan struct{}, 1)
 	ectx, cancel := context.WithCancel(ctx)
@@ -161,26 +185,103 @@ func (c *Client) WaitReady(ctx context.Context, name string, progress func(*api.
 		})
 	}()
 	defer func() { cancel(); <-done }()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(readyTick)
 	defer tick.Stop()
+	var (
+		w    readyWatch
+		last *api.ServiceDetail
+	)
+	ended := func() error {
+		if last == nil {
+			return fmt.Errorf("service %s: %w", name, ctx.Err())
+		}
+		return fmt.Errorf("service %s: %d/%d replicas ready: %w", name, last.Ready, last.Desired, ctx.Err())
+	}
 	for {
 		d, err := c.Service(ctx, name)
 		if err != nil {
+			if ctx.Err() != nil {
+				return ended()
+			}
 			return err
 		}
+		last = d
 		if progress != nil {
 			progress(d)
 		}
 		if d.Ready >= d.Desired && d.Placed == d.Desired && countCurrent(d) == d.Desired {
 			return nil
 		}
+		if err := w.check(d, time.Now()); err != nil {
+			return fmt.Errorf("service %s will not become ready: %w", name, err)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("service %s: %d/%d replicas ready: %w", name, d.Ready, d.Desired, ctx.Err())
+			return ended()
 		case <-events:
 		case <-tick.C:
 		}
 	}
+}
+
+// readyWatch remembers what WaitReady saw, to tell a service that cannot become ready
+// from one on its way.
+type readyWatch struct {
+	// The unschedulable reason last seen, of which revision, and since when.
+	revision uint64
+	reason   string
+	since    time.Time
+}
+
+// check returns an error when view d, seen at now, shows the service cannot become
+// ready by waiting. It is pure but for what it remembers of earlier views.
+func (w *readyWatch) check(d *api.ServiceDetail, now time.Time) error {
+	switch {
+	case d.Unschedulable == "":
+		*w = readyWatch{}
+	case d.Unschedulable != w.reason || d.Revision != w.revision:
+		*w = readyWatch{revision: d.Revision, reason: d.Unschedulable, since: now}
+	case now.Sub(w.since) >= readyTick:
+		return fmt.Errorf("%w: %s", ErrUnschedulable, d.Unschedulable)
+	}
+
+	var lines []string
+	for _, dep := range d.Depots {
+		if dep.Revision != d.Revision {
+			continue
+		}
+		st := dep.Status
+		switch {
+		case st.State == ledger.DepotExited:
+			reason := st.Reason
+			if reason == "" && st.ExitCode != nil {
+				reason = fmt.Sprintf("exited with code %d", *st.ExitCode)
+			}
+			lines = append(lines, fmt.Sprintf("depot %s is not restarted (restart policy %s): %s", dep.ID, restartPolicy(d), orNone(reason)))
+		case st.State == ledger.DepotFailing && st.Restarts >= GiveUpRestarts:
+			lines = append(lines, fmt.Sprintf("depot %s is failing after %d restarts: %s", dep.ID, st.Restarts, orNone(st.Reason)))
+		default:
+			return nil // this one may still come up
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (revision %d):\n  %s", ErrDepotsFailing, d.Revision, strings.Join(lines, "\n  "))
+}
+
+func restartPolicy(d *api.ServiceDetail) string {
+	if d.Spec == nil || d.Spec.Spec.Restart.Policy == "" {
+		return string(manifest.DefaultRestartPolicy)
+	}
+	return string(d.Spec.Spec.Restart.Policy)
+}
+
+func orNone(reason string) string {
+	if reason == "" {
+		return "no reason given"
+	}
+	return reason
 }
 
 // countCurrent counts depots of the service, of any revision, still placed.

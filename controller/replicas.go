@@ -40,22 +40,22 @@ func Replicas(in ReplicaInput) ledger.PlacementSet {
 
 	byService := map[string][]state.Placement{}
 	var kept []scheduler.Placement
-	var reasons []string
+	var why reasons
 	for _, p := range in.Placements {
 		svc, ok := services[p.Service]
 		switch {
 		case !ok:
 			set.Remove = append(set.Remove, p.ID)
-			reasons = append(reasons, fmt.Sprintf("%s: service deleted", p.ID))
+			why.add(fmt.Sprintf("service %s was deleted:", p.Service), p.ID)
 			continue
 		case p.Revision != svc.Revision:
 			set.Remove = append(set.Remove, p.ID)
-			reasons = append(reasons, fmt.Sprintf("%s: replaced by revision %d", p.ID, svc.Revision))
+			why.add(fmt.Sprintf("%s revision %d replaces", p.Service, svc.Revision), p.ID)
 			continue
 		}
 		if _, ok := nodes[p.Node]; !ok {
 			set.Remove = append(set.Remove, p.ID)
-			reasons = append(reasons, fmt.Sprintf("%s: node %s is gone", p.ID, p.Node))
+			why.add(fmt.Sprintf("node %s is gone:", p.Node), p.ID)
 			continue
 		}
 		byService[p.Service] = append(byService[p.Service], p)
@@ -76,7 +76,7 @@ func Replicas(in ReplicaInput) ledger.PlacementSet {
 		if len(ps) > desired {
 			for _, p := range ps[desired:] {
 				set.Remove = append(set.Remove, p.ID)
-				reasons = append(reasons, fmt.Sprintf("%s: scaled down to %d", p.ID, desired))
+				why.add(fmt.Sprintf("%s scaled down to %d:", name, desired), p.ID)
 			}
 			ps = ps[:desired]
 			byService[name] = ps
@@ -109,6 +109,7 @@ func Replicas(in ReplicaInput) ledger.PlacementSet {
 				used[slot] = true
 				id := in.NewID(name)
 				set.Add = append(set.Add, ledger.Placement{ID: id, Service: name, Revision: svc.Revision, Node: node, Slot: slot})
+				why.add(fmt.Sprintf("new replicas of %s:", name), id)
 				kept = append(kept, reserve(svc, id, node))
 			}
 			if plan.Unplaced > 0 {
@@ -122,16 +123,51 @@ func Replicas(in ReplicaInput) ledger.PlacementSet {
 	if len(unsched) > 0 {
 		set.Unschedulable = unsched
 	}
-	if len(set.Add) > 0 {
-		reasons = append(reasons, fmt.Sprintf("%d replica(s) placed", len(set.Add)))
-	}
-	if len(reasons) > 0 {
-		if len(reasons) > 5 {
-			reasons = append(reasons[:5], fmt.Sprintf("and %d more", len(reasons)-5))
-		}
-		set.Reason = strings.Join(reasons, "; ")
-	}
+	set.Reason = why.String()
 	return set
+}
+
+// reasons gathers why depots are removed and placed, grouped by cause, so a set reads
+// "web revision 2 replaces web-1, web-2; new replicas of web: web-3, web-4" on the
+// ledger and in each removal event, rather than one clause per depot.
+type reasons struct {
+	causes []string
+	ids    map[string][]string
+}
+
+// add records that depot id is removed or placed for cause, which reads well when the
+// depot IDs follow it ("web revision 2 replaces", "node n3 is gone:").
+func (r *reasons) add(cause, id string) {
+	if r.ids == nil {
+		r.ids = map[string][]string{}
+	}
+	if _, ok := r.ids[cause]; !ok {
+		r.causes = append(r.causes, cause)
+	}
+	r.ids[cause] = append(r.ids[cause], id)
+}
+
+// Bounds that keep a reason one readable line however large the set.
+const (
+	maxReasonCauses = 6
+	maxReasonIDs    = 3
+)
+
+func (r *reasons) String() string {
+	var parts []string
+	for i, cause := range r.causes {
+		if i == maxReasonCauses {
+			parts = append(parts, fmt.Sprintf("and %d more causes", len(r.causes)-i))
+			break
+		}
+		ids := r.ids[cause]
+		list := strings.Join(ids[:min(len(ids), maxReasonIDs)], ", ")
+		if len(ids) > maxReasonIDs {
+			list += fmt.Sprintf(" and %d more", len(ids)-maxReasonIDs)
+		}
+		parts = append(parts, cause+" "+list)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Empty reports whether a placement set changes nothing.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"qnet.dev/qnet/ctxtime"
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/scheduler"
 	"qnet.dev/qnet/state"
@@ -25,6 +26,9 @@ type Runner struct {
 	// Resync bounds how long the runner waits without a state change before it looks
 	// again (leadership changes and node failures do not always change the state).
 	Resync time.Duration
+	// Settle gathers the state changes that come within it into one reconcile, so a
+	// burst of blocks costs one pass over the state, not one per block.
+	Settle time.Duration
 	Log    *slog.Logger
 }
 
@@ -57,6 +61,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
+			if r.Settle > 0 && !ctxtime.Sleep(ctx, r.Settle) {
+				return nil
+			}
 		case <-t.C:
 		}
 	}

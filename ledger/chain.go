@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"qnet.dev/qnet/identity"
@@ -218,7 +219,10 @@ func Verify(next BlockSource) (Report, error) {
 		}
 		b, err := DecodeBlock(data)
 		if err != nil {
-			return c.report(), fmt.Errorf("block %d: %w", h, err)
+			if !strings.Contains(err.Error(), fmt.Sprintf("block %d", h)) {
+				err = fmt.Errorf("block %d: %w", h, err)
+			}
+			return c.report(), err
 		}
 		if b.Height != h {
 			return c.report(), fmt.Errorf("%w: block stored at height %d says it is block %d", ErrTampered, h, b.Height)

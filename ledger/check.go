@@ -107,7 +107,7 @@ func checkTxEnvelope(cs ChainState, t *Tx, now time.Time) error {
 		permitted = permitted || r == info.Role
 	}
 	if !permitted {
-		return fmt.Errorf("%w: a %s key (%s) may not sign %s transactions", ErrNotAllowed, info.Role, info.Owner, t.Type)
+		return fmt.Errorf("%w: the %s key of %s may not sign %s transactions", ErrNotAllowed, info.Role, info.Owner, t.Type)
 	}
 	if h, seen := cs.TxHeight(t.ID()); seen {
 		return fmt.Errorf("%w: %s was already committed in block %d", ErrReplay, t.ID().Short(), h)

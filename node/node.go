@@ -33,7 +33,10 @@ import (
 // Config configures a running node.
 type Config struct {
 	DataDir string
-	// APIAddr is where the HTTP API listens ("127.0.0.1:7700"; port 0 picks one).
+	// APIAddr is where the HTTP API listens ("127.0.0.1:7700"; port 0 picks one). Empty
+	// means the address the ledger records for this node (the one given to qnet init, or
+	// where it last listened), else DefaultAPIAddr: the address the operator's context
+	// names.
 	APIAddr string
 	// Host is the address depots are reached at.
 	Host string
@@ -52,9 +55,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultAPIAddr is where a node's API listens unless told otherwise.
+const DefaultAPIAddr = "127.0.0.1:7700"
+
 // DefaultConfig returns a configuration for the data dir.
 func DefaultConfig(dataDir string) Config {
-	return Config{DataDir: dataDir, APIAddr: "127.0.0.1:7700", Host: "127.0.0.1", PortLo: 20000, PortHi: 32767, Logger: slog.Default()}
+	return Config{DataDir: dataDir, APIAddr: DefaultAPIAddr, Host: "127.0.0.1", PortLo: 20000, PortHi: 32767, Logger: slog.Default()}
 }
 
 // Node is a running node.
@@ -129,6 +135,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("start node: this node (%s) is not a member of network %s", n.id, tip.Name)
 	}
 	n.name = self.Name
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = self.Addr
+		if cfg.APIAddr == "" {
+			cfg.APIAddr = DefaultAPIAddr
+		}
+		n.cfg.APIAddr = cfg.APIAddr
+	}
 
 	n.ln, err = net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
@@ -206,7 +219,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})
-	runner := &controller.Runner{Store: n.store, IsLeader: n.ord.IsLeader, Propose: n.proposePlacements, Log: n.log}
+	runner := &controller.Runner{Store: n.store, IsLeader: n.ord.IsLeader, Propose: n.proposePlacements, Log: n.log, Settle: 5 * time.Millisecond}
 	n.wg.Go(func() { runner.Run(rctx) })
 	n.wg.Go(func() {
 		if err := n.agent.Run(rctx); err != nil {

@@ -241,9 +241,50 @@ func (o *Orderer) Submit(ctx context.Context, txs []*ledger.Tx) ([]Result, error
 	return out, nil
 }
 
+// maxInFlight bounds the blocks proposed but not yet applied. Proposing the next block
+// while the last one commits keeps the CPUs busy while raft waits on the disk.
+const maxInFlight = 4
+
+// flight is a proposed block on its way through raft.
+type flight struct {
+	block  *ledger.Block
+	kept   []*pending
+	future raft.ApplyFuture
+}
+
+// cutter is the state of the block cutter, owned by its goroutine.
+type cutter struct {
+	o *Orderer
+	// next is where the next block goes: on the last proposed block, or, when nothing is
+	// in flight or a block was refused, on the store's tip.
+	next struct {
+		valid  bool
+		height uint64
+		hash   ledger.Hash
+		at     time.Time
+	}
+	network ledger.Hash
+	flights chan *flight
+	done    sync.WaitGroup
+
+	mu       sync.Mutex
+	inFlight map[ledger.Hash]bool // IDs of transactions in proposed blocks
+	count    int                  // blocks in flight
+	refused  bool                 // a block was refused: re-read the tip once all landed
+	drained  *sync.Cond
+}
+
 // cut is the block cutter: it runs for the life of the orderer and, on the leader,
-// turns queued transactions into blocks one at a time.
+// turns queued transactions into blocks, up to maxInFlight at a time; a second goroutine
+// waits for each block in order and answers its submitters.
 func (o *Orderer) cut(ctx context.Context) {
+	c := &cutter{o: o, flights: make(chan *flight, maxInFlight), inFlight: map[ledger.Hash]bool{}}
+	c.drained = sync.NewCond(&c.mu)
+	c.done.Go(c.land)
+	defer func() {
+		close(c.flights)
+		c.done.Wait()
+	}()
 	for {
 		var batch []*pending
 		select {
@@ -261,29 +302,45 @@ func (o *Orderer) cut(ctx context.Context) {
 				break drain
 			}
 		}
-		o.propose(batch)
+		c.propose(batch)
 	}
 }
 
-func (o *Orderer) propose(batch []*pending) {
-	fail := func(ps []*pending, err error) {
-		for _, p := range ps {
-			p.done <- Result{ID: p.tx.ID(), Err: err}
-		}
+func fail(ps []*pending, err error) {
+	for _, p := range ps {
+		p.done <- Result{ID: p.tx.ID(), Err: err}
 	}
+}
+
+func (c *cutter) propose(batch []*pending) {
+	o := c.o
 	if !o.IsLeader() {
 		fail(batch, ErrNotLeader)
 		return
 	}
-	now := o.cfg.Now()
-	tip, ok, err := o.cfg.Store.Tip()
-	if err != nil || !ok {
-		fail(batch, fmt.Errorf("read chain tip: %v", err))
-		return
+	c.mu.Lock()
+	if c.refused || !c.next.valid {
+		// Start again from what is applied, once nothing is in flight.
+		for c.count > 0 {
+			c.drained.Wait()
+		}
+		c.refused = false
+		c.mu.Unlock()
+		tip, ok, err := o.cfg.Store.Tip()
+		if err != nil || !ok {
+			fail(batch, fmt.Errorf("read chain tip: %v", err))
+			return
+		}
+		c.mu.Lock()
+		c.network = tip.Network
+		c.next.valid, c.next.height, c.next.hash, c.next.at = true, tip.Height+1, tip.Hash, tip.Time
 	}
-	at := now
-	if at.Before(tip.Time) {
-		at = tip.Time
+	next := c.next
+	c.mu.Unlock()
+
+	at := o.cfg.Now()
+	if at.Before(next.at) {
+		at = next.at
 	}
 	var (
 		txs  []*ledger.Tx
@@ -292,11 +349,14 @@ func (o *Orderer) propose(batch []*pending) {
 	)
 	for _, p := range batch {
 		id := p.tx.ID()
-		if seen[id] {
-			p.done <- Result{ID: id, Err: fmt.Errorf("%w: submitted twice in one block", ledger.ErrReplay)}
+		c.mu.Lock()
+		pending := c.inFlight[id]
+		c.mu.Unlock()
+		if seen[id] || pending {
+			p.done <- Result{ID: id, Err: fmt.Errorf("%w: %s is already on its way into a block", ledger.ErrReplay, id.Short())}
 			continue
 		}
-		if err := o.cfg.Store.CheckTx(p.tx, at); err != nil {
+		if err := o.cfg.Store.CheckTxChain(p.tx, at); err != nil {
 			p.done <- Result{ID: id, Err: err}
 			continue
 		}
@@ -307,7 +367,7 @@ func (o *Orderer) propose(batch []*pending) {
 	if len(txs) == 0 {
 		return
 	}
-	b, err := ledger.NewBlock(tip.Network, tip.Height+1, tip.Hash, at, txs, o.cfg.Key)
+	b, err := ledger.NewBlock(c.network, next.height, next.hash, at, txs, o.cfg.Key)
 	if err != nil {
 		fail(kept, err)
 		return
@@ -317,26 +377,59 @@ func (o *Orderer) propose(batch []*pending) {
 		fail(kept, err)
 		return
 	}
-	f := o.raft.Apply(data, 30*time.Second)
-	if err := f.Error(); err != nil {
-		fail(kept, fmt.Errorf("commit block %d: %w", b.Height, err))
-		return
+	c.mu.Lock()
+	for id := range seen {
+		c.inFlight[id] = true
 	}
-	switch r := f.Response().(type) {
-	case error:
-		fail(kept, fmt.Errorf("block %d refused: %w", b.Height, r))
-	case *state.Applied:
-		for i, p := range kept {
-			res := Result{ID: p.tx.ID(), Height: r.Height}
-			if msg := r.Results[i]; msg != "" {
-				res.Err = errors.New(msg)
+	c.count++
+	c.next.height, c.next.hash, c.next.at = b.Height+1, b.Hash, b.Time
+	c.mu.Unlock()
+	// Blocks here once maxInFlight blocks are on their way: the cutter waits for raft.
+	c.flights <- &flight{block: b, kept: kept, future: o.raft.Apply(data, 30*time.Second)}
+}
+
+// land waits for proposed blocks in order and answers their submitters.
+func (c *cutter) land() {
+	for f := range c.flights {
+		var refusal error
+		if err := f.future.Error(); err != nil {
+			refusal = fmt.Errorf("commit block %d: %w", f.block.Height, err)
+			fail(f.kept, refusal)
+		} else {
+			switch r := f.future.Response().(type) {
+			case error:
+				refusal = fmt.Errorf("block %d refused: %w", f.block.Height, r)
+				fail(f.kept, refusal)
+			case *state.Applied:
+				for i, p := range f.kept {
+					res := Result{ID: p.tx.ID(), Height: r.Height}
+					if msg := r.Results[i]; msg != "" {
+						res.Err = errors.New(msg)
+					}
+					p.done <- res
+				}
+			default:
+				// Applied before (a replayed log entry): cannot happen for a new entry, but
+				// never leave a submitter waiting.
+				refusal = fmt.Errorf("block %d: no result", f.block.Height)
+				fail(f.kept, refusal)
 			}
-			p.done <- res
 		}
-	default:
-		// A nil *Applied: the entry was already applied (log replay); cannot happen for a
-		// new entry, but never leave a submitter waiting.
-		fail(kept, fmt.Errorf("block %d: no result", b.Height))
+		if refusal != nil {
+			c.o.log.Warn("block not applied", "height", f.block.Height, "err", refusal)
+		}
+		c.mu.Lock()
+		for _, p := range f.kept {
+			delete(c.inFlight, p.tx.ID())
+		}
+		c.count--
+		if refusal != nil {
+			c.refused = true
+		}
+		if c.count == 0 {
+			c.drained.Broadcast()
+		}
+		c.mu.Unlock()
 	}
 }
 

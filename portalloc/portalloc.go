@@ -7,6 +7,7 @@ package portalloc
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -45,7 +46,10 @@ func New(lo, hi int) (*Allocator, error) {
 	if lo < 1 || hi > 65535 || lo > hi {
 		return nil, fmt.Errorf("port range %d-%d is invalid; want 1 <= low <= high <= 65535", lo, hi)
 	}
-	return &Allocator{lo: lo, hi: hi, probe: probeHost, used: map[int]bool{}, next: lo}, nil
+	// Each allocator starts at a random point of its range, so nodes that share a machine
+	// (a testnet, tests) seldom race for the same port.
+	next := lo + rand.IntN(hi-lo+1)
+	return &Allocator{lo: lo, hi: hi, probe: probeHost, used: map[int]bool{}, next: next}, nil
 }
 
 // Range returns the range ports are assigned from.
@@ -125,6 +129,9 @@ func (a *Allocator) Claim(port int) error {
 	a.used[port] = true
 	return nil
 }
+
+// Free reports whether port is free on the host now (nothing listens on it).
+func (a *Allocator) Free(port int) bool { return a.probe(port) == nil }
 
 // Release gives ports back. Ports that were not taken are ignored, so releasing twice
 // is harmless.

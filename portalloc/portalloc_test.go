@@ -20,6 +20,7 @@ func booksOnly(t *testing.T, lo, hi int, busy ...int) *Allocator {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.next = lo // deterministic for the bookkeeping tests
 	a.probe = func(p int) error {
 		if slices.Contains(busy, p) {
 			return fmt.Errorf("bind :%d: %w", p, syscall.EADDRINUSE)
@@ -273,5 +274,24 @@ func TestClaimSkipsHostCheck(t *testing.T) {
 	}
 	if err := a.Claim(port); !errors.Is(err, ErrInUse) {
 		t.Fatalf("second Claim: %v", err)
+	}
+}
+
+// TestStartsAtRandomPoint: allocators on one machine do not all begin at the bottom of
+// the range, so nodes sharing it seldom race for one port.
+func TestStartsAtRandomPoint(t *testing.T) {
+	starts := map[int]bool{}
+	for range 20 {
+		a, err := New(20000, 32767)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.next < 20000 || a.next > 32767 {
+			t.Fatalf("start %d outside the range", a.next)
+		}
+		starts[a.next] = true
+	}
+	if len(starts) < 10 {
+		t.Fatalf("20 allocators began at only %d points", len(starts))
 	}
 }

@@ -59,15 +59,15 @@ func (v chainView) Tip() (uint64, ledger.Hash, time.Time, bool) {
 }
 
 func (v chainView) Key(id string) (ledger.KeyInfo, *identity.Verifier, bool) {
-	var info ledger.KeyInfo
-	if ok, err := getJSON(v.tx.Bucket(bucketKeys), []byte(id), &info); !ok || err != nil {
-		return info, nil, false
+	raw := v.tx.Bucket(bucketKeys).Get([]byte(id))
+	if raw == nil {
+		return ledger.KeyInfo{}, nil, false
 	}
-	ver, err := v.s.verifier(info)
+	k, err := v.s.key(id, raw)
 	if err != nil {
-		return info, nil, false
+		return ledger.KeyInfo{}, nil, false
 	}
-	return info, ver, true
+	return k.info, k.v, true
 }
 
 func (v chainView) TxHeight(id ledger.Hash) (uint64, bool) {
@@ -78,28 +78,47 @@ func (v chainView) TxHeight(id ledger.Hash) (uint64, bool) {
 	return r.Height, true
 }
 
-// verifier returns the parsed key, cached by key ID (an ID is the hash of the key, so
-// the cache can never hold a stale key for an ID).
-func (s *Store) verifier(info ledger.KeyInfo) (*identity.Verifier, error) {
+// cachedKey is a decoded key record and its parsed verifier.
+type cachedKey struct {
+	raw  []byte
+	info ledger.KeyInfo
+	v    *identity.Verifier
+}
+
+// key decodes a key record, from the cache when the stored bytes are the ones cached
+// (a key's record changes only when it is revoked or its role changes, and then its
+// bytes do).
+func (s *Store) key(id string, raw []byte) (*cachedKey, error) {
 	s.vmu.Lock()
 	defer s.vmu.Unlock()
-	if v, ok := s.verifiers[info.ID]; ok {
-		return v, nil
+	if k, ok := s.keys[id]; ok && bytes.Equal(k.raw, raw) {
+		return k, nil
 	}
-	if info.Public.ID() != info.ID {
-		return nil, fmt.Errorf("%w: key record %s holds key %s", ErrCorrupt, info.ID, info.Public.ID())
+	var info ledger.KeyInfo
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return nil, fmt.Errorf("%w: key record %s: %v", ErrCorrupt, id, err)
+	}
+	if info.Public.ID() != info.ID || info.ID != id {
+		return nil, fmt.Errorf("%w: key record %s holds key %s", ErrCorrupt, id, info.Public.ID())
 	}
 	v, err := info.Public.Verifier()
 	if err != nil {
 		return nil, err
 	}
-	s.verifiers[info.ID] = v
-	return v, nil
+	k := &cachedKey{raw: bytes.Clone(raw), info: info, v: v}
+	s.keys[id] = k
+	return k, nil
 }
 
 // CheckTx checks a transaction against the current state as the door does before it is
 // ordered: everything CheckBlock would check of it, plus whether it can take effect.
-func (s *Store) CheckTx(t *ledger.Tx, now time.Time) error {
+func (s *Store) CheckTx(t *ledger.Tx, now time.Time) error { return s.checkTx(t, now, true) }
+
+// CheckTxChain checks only what CheckBlock would check of a transaction: what the block
+// cutter must know so a block is not refused whole for one bad transaction.
+func (s *Store) CheckTxChain(t *ledger.Tx, now time.Time) error { return s.checkTx(t, now, false) }
+
+func (s *Store) checkTx(t *ledger.Tx, now time.Time, effect bool) error {
 	return s.view(func(tx *bolt.Tx) error {
 		v := chainView{s, tx}
 		if _, _, _, ok := v.Tip(); !ok {
@@ -107,6 +126,9 @@ func (s *Store) CheckTx(t *ledger.Tx, now time.Time) error {
 		}
 		if err := ledger.CheckTx(v, t, now, s.sigs); err != nil {
 			return err
+		}
+		if !effect {
+			return nil
 		}
 		return precheck(v, t)
 	})

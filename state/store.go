@@ -12,7 +12,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"qnet.dev/qnet/identity"
 	"qnet.dev/qnet/ledger"
 )
 
@@ -47,8 +46,8 @@ type Store struct {
 
 	sigs *ledger.VerifiedSet
 
-	vmu       sync.Mutex
-	verifiers map[string]*identity.Verifier
+	vmu  sync.Mutex
+	keys map[string]*cachedKey
 
 	watchMu sync.Mutex
 	version uint64
@@ -68,10 +67,10 @@ func Open(path string) (*Store, error) {
 	}
 	return &Store{
 		path: path, db: db,
-		sigs:      ledger.NewVerifiedSet(1 << 16),
-		verifiers: map[string]*identity.Verifier{},
-		changed:   make(chan struct{}),
-		subs:      map[int]func([]Event){},
+		sigs:    ledger.NewVerifiedSet(1 << 16),
+		keys:    map[string]*cachedKey{},
+		changed: make(chan struct{}),
+		subs:    map[int]func([]Event){},
 	}, nil
 }
 
@@ -237,7 +236,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	s.db = db
 	s.vmu.Lock()
-	s.verifiers = map[string]*identity.Verifier{}
+	s.keys = map[string]*cachedKey{}
 	s.vmu.Unlock()
 	s.bump()
 	return nil

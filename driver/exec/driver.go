@@ -20,6 +20,7 @@ import (
 	"qnet.dev/qnet/driver"
 	"qnet.dev/qnet/driver/exec/internal/bundle"
 	"qnet.dev/qnet/driver/exec/internal/proc"
+	"qnet.dev/qnet/driver/exec/shim"
 )
 
 // Name is the driver's name in manifests.
@@ -80,6 +81,14 @@ type Driver struct {
 	require    bool
 	timeout    time.Duration
 	log        *slog.Logger
+
+	// warm is a shim started in advance, waiting for its launch; bg runs the goroutine
+	// that starts it.
+	warmMu    sync.Mutex
+	warm      *shimProc
+	refilling bool
+	closed    bool
+	bg        sync.WaitGroup
 
 	mu       sync.Mutex
 	handles  map[string]*handle
@@ -238,51 +247,41 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*h
 	if err := bundle.WriteJSON(filepath.Join(dir, bundle.SpecFile), launch.Redacted()); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
-	shimLog, err := os.OpenFile(filepath.Join(dir, bundle.ShimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	// A warm shim (started in advance) takes the launch at once; without one, or when it
+	// is gone, a shim is started for this depot.
+	sp := d.takeWarm()
+	if sp != nil {
+		launch.Dir = dir
+		if err := bundle.SendLaunch(sp.launchW, launch); err != nil {
+			d.log.Debug("warm shim gone; starting one", "depot", s.ID, "err", err)
+			sp.discard()
+			sp = nil
+		}
 	}
-	defer shimLog.Close()
-	helloR, helloW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	if sp == nil {
+		shimLog, err := os.OpenFile(filepath.Join(dir, bundle.ShimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+		}
+		sp, err = d.spawnShim(dir, shimLog)
+		shimLog.Close()
+		if err != nil {
+			return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+		}
+		launch.Dir = ""
+		// The full launch, environment included, goes through the pipe only. A shim that
+		// died at once shows as a broken pipe here and as a missing report below.
+		if err := bundle.SendLaunch(sp.launchW, launch); err != nil {
+			d.log.Debug("launch not sent", "depot", s.ID, "err", err)
+		}
 	}
+	cmd, helloR := sp.cmd, sp.helloR
 	defer helloR.Close()
-	launchR, launchW, err := os.Pipe()
-	if err != nil {
-		helloW.Close()
-		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
-	}
-	cmd := &osexec.Cmd{
-		Path:       d.shimPath,
-		Args:       append(append([]string{d.shimPath}, d.shimArgs...), dir),
-		Env:        append(os.Environ(), d.shimEnv...),
-		Dir:        "/",
-		Stdout:     shimLog,
-		Stderr:     shimLog,
-		ExtraFiles: []*os.File{helloW, launchR}, // fds 3 and 4: bundle.ReportFD, bundle.LaunchFD
-		// A session of its own: no signal for the agent's terminal or process group
-		// reaches the shim, and it lives on when the agent exits.
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	helloW.Close()
-	launchR.Close()
-	if err != nil {
-		launchW.Close()
-		return nil, fmt.Errorf("start depot %q: start shim %s: %w", s.ID, d.shimPath, err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
-		launchW.SetWriteDeadline(time.Unix(1, 0))
 		helloR.SetReadDeadline(time.Unix(1, 0))
 	})
-	// The full launch, environment included, goes through the pipe only. A shim that
-	// died at once shows as a broken pipe here and as a missing report below.
-	if err := bundle.SendLaunch(launchW, launch); err != nil {
-		d.log.Debug("launch not sent", "depot", s.ID, "err", err)
-	}
 	// The one message from the shim; the pipe closes after it (or when the shim dies).
 	data, readErr := io.ReadAll(helloR)
 	stop()
@@ -296,14 +295,14 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*h
 	case readErr != nil:
 		// Timed out or cancelled: take the shim and anything it started down with it.
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-sp.exited
 		d.killFromState(dir, s.ID)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("start depot %q: waiting for the shim: %w", s.ID, context.Cause(ctx))
 		}
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, readErr)
 	case hello.State == nil:
-		cmd.Wait()
+		<-sp.exited
 		d.killFromState(dir, s.ID)
 		msg := hello.Error
 		if msg == "" {
@@ -321,11 +320,122 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*h
 	}
 	h := newHandle(d, s, dir, *hello.State)
 	go func() {
-		// The shim is our child until this agent exits: reap it here.
-		cmd.Wait()
+		// The shim is our child until this agent exits; it is reaped by spawnShim's
+		// goroutine, and its end is the depot's.
+		<-sp.exited
 		h.finish()
 	}()
 	return h, nil
+}
+
+// shimProc is a shim this driver started, with its ends of the two pipes.
+type shimProc struct {
+	cmd     *osexec.Cmd
+	helloR  *os.File
+	launchW *os.File
+	exited  chan struct{} // closed once the shim has exited and was reaped
+}
+
+// spawnShim starts a shim for dir (or, with dir == shim.WarmArg, one that waits for its
+// launch), with its output to out (nil: nowhere).
+func (d *Driver) spawnShim(dir string, out *os.File) (*shimProc, error) {
+	helloR, helloW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	launchR, launchW, err := os.Pipe()
+	if err != nil {
+		helloR.Close()
+		helloW.Close()
+		return nil, err
+	}
+	cmd := &osexec.Cmd{
+		Path:       d.shimPath,
+		Args:       append(append([]string{d.shimPath}, d.shimArgs...), dir),
+		Env:        append(os.Environ(), d.shimEnv...),
+		Dir:        "/",
+		ExtraFiles: []*os.File{helloW, launchR}, // fds 3 and 4: bundle.ReportFD, bundle.LaunchFD
+		// A session of its own: no signal for the agent's terminal or process group
+		// reaches the shim, and it lives on when the agent exits.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if out != nil {
+		cmd.Stdout, cmd.Stderr = out, out
+	}
+	err = cmd.Start()
+	helloW.Close()
+	launchR.Close()
+	if err != nil {
+		helloR.Close()
+		launchW.Close()
+		return nil, fmt.Errorf("start shim %s: %w", d.shimPath, err)
+	}
+	sp := &shimProc{cmd: cmd, helloR: helloR, launchW: launchW, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(sp.exited)
+	}()
+	return sp, nil
+}
+
+// discard ends a warm shim that will not be used: its launch pipe closes, so it exits.
+func (sp *shimProc) discard() {
+	sp.launchW.Close()
+	sp.helloR.Close()
+	// A real shim exits at once on EOF; anything else is not given long.
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-sp.exited:
+	case <-t.C:
+		sp.cmd.Process.Kill()
+		<-sp.exited
+	}
+}
+
+// takeWarm hands out the warm shim, if one is ready, and starts another in its place.
+func (d *Driver) takeWarm() *shimProc {
+	d.warmMu.Lock()
+	sp := d.warm
+	d.warm = nil
+	d.warmMu.Unlock()
+	d.refill()
+	if sp == nil {
+		return nil
+	}
+	select {
+	case <-sp.exited:
+		sp.discard()
+		return nil
+	default:
+		return sp
+	}
+}
+
+// refill starts a warm shim in the background unless one is ready or starting.
+func (d *Driver) refill() {
+	d.warmMu.Lock()
+	defer d.warmMu.Unlock()
+	if d.closed || d.warm != nil || d.refilling {
+		return
+	}
+	d.refilling = true
+	d.bg.Go(func() {
+		sp, err := d.spawnShim(shim.WarmArg, nil)
+		d.warmMu.Lock()
+		d.refilling = false
+		if err == nil && !d.closed {
+			d.warm = sp
+			sp = nil
+		}
+		d.warmMu.Unlock()
+		if err != nil {
+			d.log.Warn("cannot start a warm shim; depots will start their own", "err", err)
+		}
+		if sp != nil {
+			sp.discard()
+		}
+	})
 }
 
 // killFromState kills whatever a failed or abandoned start left running, as recorded in
@@ -418,6 +528,8 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
 		d.mu.Unlock()
 		out = append(out, h)
 	}
+	// The agent is starting: have a shim ready for its first depot.
+	d.refill()
 	return out, nil
 }
 
@@ -523,6 +635,15 @@ func (d *Driver) Remove(id string) error {
 // Close releases what the driver holds on the node: the cgroup parent of its depots,
 // when no depot group is left under it. Depots themselves are not touched.
 func (d *Driver) Close() error {
+	d.warmMu.Lock()
+	d.closed = true
+	sp := d.warm
+	d.warm = nil
+	d.warmMu.Unlock()
+	d.bg.Wait()
+	if sp != nil {
+		sp.discard()
+	}
 	if d.hier.Version == cgroup.None || d.hier.Parent == "" {
 		return nil
 	}

@@ -64,6 +64,7 @@ func newDriverAt(t testing.TB, dir string, edit ...func(*Config)) *Driver {
 		for _, h := range hs {
 			h.Stop(ctx, 0)
 		}
+		d.Close()
 	})
 	return d
 }
@@ -794,5 +795,50 @@ func TestStartShimFailures(t *testing.T) {
 		if entries, _ := os.ReadDir(d.runtimeDir); len(entries) != 0 {
 			t.Errorf("runtime dir not cleaned: %d entries", len(entries))
 		}
+	}
+}
+
+// TestWarmShim starts depots one after another: after the first, each starts through a
+// shim that was started in advance, and Close ends the spare one.
+func TestWarmShim(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t)
+	if _, err := d.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a warm shim", func() bool {
+		d.warmMu.Lock()
+		defer d.warmMu.Unlock()
+		return d.warm != nil
+	})
+	for i := range 3 {
+		d.warmMu.Lock()
+		warmPID := d.warm.cmd.Process.Pid
+		d.warmMu.Unlock()
+		id := fmt.Sprintf("warm-%d", i)
+		h := start(t, d, spec(id, "sleep"))
+		waitLog(t, d, id, "ready")
+		var st bundle.State
+		if err := bundle.ReadJSON(filepath.Join(d.dir(id), bundle.StateFile), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.ShimPID != warmPID {
+			t.Fatalf("depot %s: shim %d, want the warm shim %d", id, st.ShimPID, warmPID)
+		}
+		stop(t, h, time.Second)
+		waitFor(t, "the next warm shim", func() bool {
+			d.warmMu.Lock()
+			defer d.warmMu.Unlock()
+			return d.warm != nil && d.warm.cmd.Process.Pid != warmPID
+		})
+	}
+	d.warmMu.Lock()
+	spare := d.warm
+	d.warmMu.Unlock()
+	d.Close()
+	select {
+	case <-spare.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the spare warm shim outlived Close")
 	}
 }

@@ -55,11 +55,14 @@ func Main(args []string) int {
 	if len(args) == 2 && args[0] == ExecStageArg {
 		return execStage(args[1])
 	}
+	if len(args) == 1 && args[0] == WarmArg {
+		return warm()
+	}
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(os.Stderr, "usage: qnet shim <runtime-dir>/<depot-id>\n(the exec driver starts this supervisor; it is not meant to be run by hand)")
 		return 2
 	}
-	return supervise(args[0])
+	return supervise(args[0], nil)
 }
 
 // startError is a failure to start the workload, with the kind the agent maps to a
@@ -71,7 +74,27 @@ type startError struct {
 
 func (e *startError) Error() string { return e.msg }
 
-func supervise(dir string) int {
+// WarmArg starts a shim in advance: it waits for its Launch, which names the depot's
+// runtime directory, so a depot's start does not wait for a process to start. It exits
+// quietly when the launch pipe closes without a Launch (the agent went away).
+const WarmArg = "--warm"
+
+func warm() int {
+	l, err := bundle.ReadLaunch()
+	if err != nil || l.Dir == "" {
+		return 0
+	}
+	// Until now output went nowhere; from here it goes to the depot's shim log.
+	if f, err := os.OpenFile(filepath.Join(l.Dir, bundle.ShimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		syscall.Dup3(int(f.Fd()), 1, 0)
+		syscall.Dup3(int(f.Fd()), 2, 0)
+		f.Close()
+	}
+	return supervise(l.Dir, &l)
+}
+
+// supervise runs one depot: with launch nil it reads the Launch from its pipe.
+func supervise(dir string, launch *bundle.Launch) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("depot", filepath.Base(dir))
 	hello := helloPipe()
 
@@ -100,8 +123,13 @@ func supervise(dir string) int {
 		log.Warn("orphans of the depot will go to init", "err", err)
 	}
 
-	l, err := bundle.ReadLaunch()
-	if err != nil {
+	var (
+		l   bundle.Launch
+		err error
+	)
+	if launch != nil {
+		l = *launch
+	} else if l, err = bundle.ReadLaunch(); err != nil {
 		return fail(err)
 	}
 	spec := l.Spec
@@ -142,11 +170,9 @@ func supervise(dir string) int {
 			group.Remove(ctx)
 		}
 	}
-	if l.RequireLimits && ((spec.CPU > 0 && !report.CPUEnforced) || (spec.Memory > 0 && !report.MemoryEnforced)) {
-		cleanupGroup()
+	if l.RequireLimits && group == nil && (spec.CPU > 0 || spec.Memory > 0) {
 		return fail(&startError{"limits", fmt.Sprintf("depot %q asks for limits this node cannot enforce (%s): %s", spec.ID, report.Mechanism, report.Reason)})
 	}
-	st.Limits, st.Cgroup = report, group != nil
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -170,6 +196,21 @@ func supervise(dir string) int {
 		return fail(err)
 	}
 	pid := cmd.Process.Pid
+	if group != nil {
+		// Limits go on once the program was executed, so its loading is not throttled
+		// by a small CPU quota (the time before exec counts against the group's quota).
+		r := group.Limit(l.Cgroup, cgroup.Limits{CPU: spec.CPU, Memory: spec.Memory})
+		report = driver.LimitReport{CPUEnforced: r.CPUEnforced, MemoryEnforced: r.MemoryEnforced, Mechanism: r.Mechanism, Reason: r.Reason}
+		if l.RequireLimits && ((spec.CPU > 0 && !report.CPUEnforced) || (spec.Memory > 0 && !report.MemoryEnforced)) {
+			syscall.Kill(-pid, syscall.SIGKILL)
+			cmd.Wait()
+			outR.Close()
+			errR.Close()
+			cleanupGroup()
+			return fail(&startError{"limits", fmt.Sprintf("depot %q asks for limits this node cannot enforce (%s): %s", spec.ID, report.Mechanism, report.Reason)})
+		}
+	}
+	st.Limits, st.Cgroup = report, group != nil
 	st.PIDStart, _ = proc.StartTime(pid)
 	st.Phase, st.PID, st.StartedAt = bundle.Running, pid, time.Now()
 
@@ -277,7 +318,7 @@ func makeGroup(l bundle.Launch, log *slog.Logger) (*cgroup.Group, driver.LimitRe
 	if l.Cgroup.Version == cgroup.None {
 		return nil, noLimits(spec, orDefault(l.Cgroup.Reason, "cgroups are not in use"))
 	}
-	g, r, err := l.Cgroup.Create(spec.ID, cgroup.Limits{CPU: spec.CPU, Memory: spec.Memory})
+	g, err := l.Cgroup.Make(spec.ID)
 	if err != nil {
 		log.Warn("depot runs without a cgroup", "err", err)
 		return nil, noLimits(spec, err.Error())
@@ -290,7 +331,7 @@ func makeGroup(l bundle.Launch, log *slog.Logger) (*cgroup.Group, driver.LimitRe
 		g.Kill(ctx)
 		cancel()
 	}
-	return g, driver.LimitReport{CPUEnforced: r.CPUEnforced, MemoryEnforced: r.MemoryEnforced, Mechanism: r.Mechanism, Reason: r.Reason}
+	return g, driver.LimitReport{Mechanism: l.Cgroup.Version.String()}
 }
 
 func noLimits(spec driver.Spec, why string) driver.LimitReport {
@@ -374,6 +415,14 @@ func startWorkload(l bundle.Launch, dir string, group *cgroup.Group, stdout, std
 			return cmd, nil
 		}
 	}
+	if l.Cgroup.Version == cgroup.V1 {
+		if cmd, ok, err := startFromGroup(l, group, direct); ok {
+			if err != nil {
+				return nil, execError(err)
+			}
+			return cmd, nil
+		}
+	}
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("exec status pipe: %w", err)
@@ -415,6 +464,35 @@ func startWorkload(l bundle.Launch, dir string, group *cgroup.Group, stdout, std
 		return nil, fmt.Errorf("exec stage of depot %q failed: %s", spec.ID, strings.TrimSpace(string(data)))
 	}
 	return nil, &startError{ee.Kind, ee.Error}
+}
+
+// startFromGroup starts the workload on cgroup v1 without the exec stage: the shim
+// steps into the depot's group, forks the workload there (a child starts in its
+// parent's groups) and steps back to where it was. That saves starting a second
+// process before the workload's program. ok is false when the shim could not step in or
+// out; the workload was then not started (or was killed again), and the exec stage is
+// the way.
+func startFromGroup(l bundle.Launch, group *cgroup.Group, direct func(*syscall.SysProcAttr) (*exec.Cmd, error)) (_ *exec.Cmd, ok bool, _ error) {
+	self := os.Getpid()
+	home, err := l.Cgroup.ProcsFilesOf(self)
+	if err != nil {
+		return nil, false, nil
+	}
+	if err := group.Join(self); err != nil {
+		cgroup.JoinFiles(home, self)
+		return nil, false, nil
+	}
+	cmd, startErr := direct(workloadAttr())
+	if err := cgroup.JoinFiles(home, self); err != nil {
+		// The shim must not stay in the depot's group: the group's limits would bound it
+		// and killing the group would kill it. Undo, and let the exec stage do it.
+		if startErr == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		return nil, false, nil
+	}
+	return cmd, true, startErr
 }
 
 // unwrapExec drops the *os.PathError wrapper exec adds, leaving the system's reason.

@@ -47,6 +47,9 @@ type Launch struct {
 	// Self is the command line that runs the shim binary's exec stage, minus its last
 	// arguments ("-exec", dir): the shim binary path and the arguments before the dir.
 	Self []string `json:"self"`
+	// Dir is the depot's runtime directory, for a shim started in advance (warm) that
+	// did not get it on its command line.
+	Dir string `json:"dir,omitempty"`
 }
 
 // File descriptors the shim and its exec stage get from their parent.
