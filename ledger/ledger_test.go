@@ -340,3 +340,43 @@ func BenchmarkCheckBlock1000(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "tx/s")
 }
+
+// TestVerifyDetectsForgedAndReplayedTransactions stores chains that a faulty or hostile
+// validator could have signed — a transaction replayed from an earlier block, a
+// transaction whose signature is not its signer's — and checks that Verify names each.
+func TestVerifyDetectsForgedAndReplayedTransactions(t *testing.T) {
+	n := newTestNet(t)
+	first := n.tx(t, n.op, TxServiceDelete, ServiceDelete{Name: "a"})
+	n.append(t, n.block(t, first))
+
+	signed := func(txs ...*Tx) []byte {
+		h, tip, _, _ := n.chain.Tip()
+		b, err := NewBlock(n.genesis.Hash, h+1, tip, n.now.Add(time.Minute), txs, n.node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := b.Encode()
+		return data
+	}
+	outsider, _ := identity.Generate(false)
+	forged := n.tx(t, n.op, TxServiceDelete, ServiceDelete{Name: "b"})
+	forged.Sig, _ = outsider.Sign(identity.DomainTx, forged.SigningBytes())
+
+	cases := []struct {
+		name string
+		tail []byte
+		is   error
+		want string
+	}{
+		{"replayed", signed(first), ErrReplay, "block 2 transaction 0: replayed transaction: " + first.ID().Short() + " was already committed in block 1"},
+		{"forged", signed(forged), identity.ErrBadSignature, "block 2 transaction 0: transaction " + forged.ID().Short()},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Verify(n.source(append(append([][]byte(nil), n.blocks...), c.tail)))
+			if !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v\nwant %v containing %q", err, c.is, c.want)
+			}
+		})
+	}
+}
