@@ -25,18 +25,41 @@ type Error struct {
 
 // Status describes the node that answers and the network it belongs to.
 type Status struct {
-	Node        string    `json:"node"`
-	NodeName    string    `json:"nodeName"`
-	Network     string    `json:"network"`
-	NetworkID   string    `json:"networkId"`
-	Version     string    `json:"version"`
-	Leader      string    `json:"leader"`
-	IsLeader    bool      `json:"isLeader"`
-	Height      uint64    `json:"height"`
-	Tip         string    `json:"tip"`
-	TipTime     time.Time `json:"tipTime"`
-	APIAddr     string    `json:"apiAddr"`
-	CgroupLimit string    `json:"cgroupLimits"`
+	Node      string    `json:"node"`
+	NodeName  string    `json:"nodeName"`
+	Network   string    `json:"network"`
+	NetworkID string    `json:"networkId"`
+	Version   string    `json:"version"`
+	Leader    string    `json:"leader"`
+	IsLeader  bool      `json:"isLeader"`
+	Height    uint64    `json:"height"`
+	Tip       string    `json:"tip"`
+	TipTime   time.Time `json:"tipTime"`
+	APIAddr   string    `json:"apiAddr"`
+	MeshAddr  string    `json:"meshAddr"`
+	// Fingerprint is the node's key fingerprint (hex), which join tokens carry.
+	Fingerprint string `json:"fingerprint"`
+	CgroupLimit string `json:"cgroupLimits"`
+	// Validators are the nodes that order the ledger now.
+	Validators []string `json:"validators"`
+}
+
+// Token is a join token as the ledger keeps it (never its secret).
+type Token struct {
+	ID        string    `json:"id"`
+	Expires   time.Time `json:"expires"`
+	UsesLeft  int       `json:"usesLeft"`
+	CreatedBy string    `json:"createdBy"`
+}
+
+// RotateResult answers a key rotation.
+type RotateResult struct {
+	Node   string `json:"node"`
+	OldKey string `json:"oldKey"`
+	NewKey string `json:"newKey"`
+	// APIPin is the new pin of the node's API certificate.
+	APIPin string `json:"apiPin"`
+	Height uint64 `json:"height"`
 }
 
 // SubmitRequest carries signed transactions to be ordered.

@@ -3,6 +3,8 @@ package apiserver
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -84,29 +86,64 @@ func (l *lineWriter) flush() {
 	}
 }
 
-// streamLogs tails the log files of depots into w, one prefix per depot.
-func (s *Server) streamLogs(ctx context.Context, w http.ResponseWriter, depots map[string]string, p logParams) error {
+// LogRequest asks a node for the logs of some of its depots.
+type LogRequest struct {
+	// Depots maps depot IDs to the prefix of their lines.
+	Depots map[string]string `json:"depots"`
+	Tail   int               `json:"tail"`
+	Follow bool              `json:"follow"`
+	// Stream is stdout, stderr or all.
+	Stream string `json:"stream"`
+}
+
+// WriteLogs tails the log files of the depots in req (found through paths) into w, each
+// line whole and with its depot's prefix, until the files end or, with Follow, until ctx
+// ends. Nodes serve their depots' logs to other nodes' APIs with it.
+func WriteLogs(ctx context.Context, paths func(id string) (stdout, stderr string, ok bool), req LogRequest, w io.Writer) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for id, prefix := range req.Depots {
+		stdout, stderr, ok := paths(id)
+		if !ok {
+			continue
+		}
+		for _, f := range []struct{ name, path string }{{"stdout", stdout}, {"stderr", stderr}} {
+			if req.Stream != "" && req.Stream != "all" && req.Stream != f.name {
+				continue
+			}
+			lw := &lineWriter{mu: &mu, w: w, prefix: prefix}
+			g.Go(func() error {
+				defer lw.flush()
+				return logfile.Tail(gctx, f.path, req.Tail, req.Follow, lw)
+			})
+		}
+	}
+	return g.Wait()
+}
+
+// streamLogs streams the logs of depots, grouped by the node that runs them: this
+// node's from their files, the others' through their nodes over the mesh.
+func (s *Server) streamLogs(ctx context.Context, w http.ResponseWriter, byNode map[string]map[string]string, p logParams) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	out := newFlushWriter(w)
 	var mu sync.Mutex
+	me := s.b.Status().Node
 	g, gctx := errgroup.WithContext(ctx)
-	for id, prefix := range depots {
-		stdout, stderr, ok := s.b.LogPaths(id)
-		if !ok {
-			continue
-		}
-		for _, f := range []struct{ name, path string }{{"stdout", stdout}, {"stderr", stderr}} {
-			if p.stream != "all" && p.stream != f.name {
-				continue
+	for node, depots := range byNode {
+		req := LogRequest{Depots: depots, Tail: p.tail, Follow: p.follow, Stream: p.stream}
+		lw := &lineWriter{mu: &mu, w: out}
+		g.Go(func() error {
+			defer lw.flush()
+			if node == me {
+				return WriteLogs(gctx, s.b.LogPaths, req, lw)
 			}
-			lw := &lineWriter{mu: &mu, w: out, prefix: prefix}
-			g.Go(func() error {
-				defer lw.flush()
-				return logfile.Tail(gctx, f.path, p.tail, p.follow, lw)
-			})
-		}
+			if err := s.b.RemoteLogs(gctx, node, req, lw); err != nil && gctx.Err() == nil {
+				lw.Write([]byte(fmt.Sprintf("qnet: logs of node %s unavailable: %v\n", node, err)))
+			}
+			return nil
+		})
 	}
 	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		s.log.Warn("log stream ended", "err", err)
@@ -124,13 +161,15 @@ func (s *Server) depotLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	me := s.b.Status().Node
 	if _, _, here := s.b.LogPaths(id); !ok && !here {
 		return notFound("depot %q not found (qnet get depots lists them)", id)
 	}
-	if ok && pl.Node != s.b.Status().Node {
-		return httpError{http.StatusMisdirectedRequest, "depot " + id + " runs on node " + pl.Node + "; ask that node's API for its logs", nil}
+	node := me
+	if ok {
+		node = pl.Node
 	}
-	return s.streamLogs(r.Context(), w, map[string]string{id: ""}, p)
+	return s.streamLogs(r.Context(), w, map[string]map[string]string{node: {id: ""}}, p)
 }
 
 func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) error {
@@ -142,22 +181,28 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.serviceRecord(name); err != nil {
 		return err
 	}
-	me := s.b.Status().Node
-	ps, err := s.b.Store().Placements(func(pl *state.Placement) bool { return pl.Service == name && pl.Node == me })
+	ps, err := s.b.Store().Placements(func(pl *state.Placement) bool { return pl.Service == name })
 	if err != nil {
 		return err
+	}
+	byNode := map[string]map[string]string{}
+	add := func(pl state.Placement, prefix string) {
+		if byNode[pl.Node] == nil {
+			byNode[pl.Node] = map[string]string{}
+		}
+		byNode[pl.Node][pl.ID] = prefix
 	}
 	if depot := r.URL.Query().Get("depot"); depot != "" {
 		for _, pl := range ps {
 			if pl.ID == depot {
-				return s.streamLogs(r.Context(), w, map[string]string{depot: ""}, p)
+				add(pl, "")
+				return s.streamLogs(r.Context(), w, byNode, p)
 			}
 		}
-		return notFound("service %s has no depot %q on this node", name, depot)
+		return notFound("service %s has no depot %q", name, depot)
 	}
-	depots := map[string]string{}
 	for _, pl := range ps {
-		depots[pl.ID] = "[" + pl.ID + "] "
+		add(pl, "["+pl.ID+"] ")
 	}
-	return s.streamLogs(r.Context(), w, depots, p)
+	return s.streamLogs(r.Context(), w, byNode, p)
 }

@@ -38,10 +38,14 @@ type Backend interface {
 	Status() api.Status
 	// LogPaths returns the log files of a depot that runs on this node.
 	LogPaths(depotID string) (stdout, stderr string, ok bool)
+	// RemoteLogs streams the logs of depots on another node into w.
+	RemoteLogs(ctx context.Context, nodeID string, req LogRequest, w io.Writer) error
 	// Alive reports whether a node is up.
 	Alive(nodeID string) bool
 	// Leader is the ID of the ordering leader, "" when unknown.
 	Leader() string
+	// RotateKeys replaces the node's keys through the ledger.
+	RotateKeys(ctx context.Context) (api.RotateResult, error)
 }
 
 // Server is the HTTP API.
@@ -82,6 +86,8 @@ func (s *Server) routes() {
 	h("GET /v1/ledger/blocks", s.blocks)
 	h("GET /v1/ledger/blocks/{height}", s.block)
 	h("POST /v1/ledger/verify", s.verify)
+	h("GET /v1/tokens", s.tokens)
+	h("POST /v1/node/rotate-keys", s.rotateKeys)
 	s.mux.Handle("/", s.auth(errorHandler(s.log, s.noRoute)))
 }
 
@@ -300,3 +306,25 @@ func boolParam(r *http.Request, name string) (bool, error) {
 }
 
 func durationSince(t time.Time) time.Duration { return time.Since(t).Round(time.Second) }
+
+func (s *Server) tokens(w http.ResponseWriter, r *http.Request) error {
+	toks, err := s.b.Store().Tokens()
+	if err != nil {
+		return err
+	}
+	out := make([]api.Token, 0, len(toks))
+	for _, t := range toks {
+		out = append(out, api.Token{ID: t.ID, Expires: t.Expires, UsesLeft: t.UsesLeft, CreatedBy: t.CreatedBy})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
+	res, err := s.b.RotateKeys(r.Context())
+	if err != nil {
+		return httpError{http.StatusUnprocessableEntity, "rotate keys: " + err.Error(), nil}
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}

@@ -341,7 +341,7 @@ func TestLogs(t *testing.T) {
 	notFound := []struct{ path, msg string }{
 		{"/v1/depots/talker-nope/logs", `depot "talker-nope" not found`},
 		{"/v1/services/nope/logs", `service "nope" not found`},
-		{"/v1/services/talker/logs?depot=talker-nope", `service talker has no depot "talker-nope" on this node`},
+		{"/v1/services/talker/logs?depot=talker-nope", `service talker has no depot "talker-nope"`},
 		{"/v1/depots/talker-nope", `depot "talker-nope" not found`},
 		{"/v1/services/nope", `service "nope" not found`},
 		{"/v1/depots?service=nope", `service "nope" not found`},

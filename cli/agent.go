@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"qnet.dev/qnet/gossip"
 	"qnet.dev/qnet/node"
 )
 
@@ -18,9 +19,14 @@ func (a *app) agentCmd() *cobra.Command {
 	var (
 		dataDir string
 		// apiAddr empty means where the ledger records the node's API (see node.Config).
-		apiAddr string
-		cpuM    int64
-		memB    int64
+		apiAddr  string
+		meshAddr string
+		join     string
+		token    string
+		name     string
+		gossipP  string
+		cpuM     int64
+		memB     int64
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --data-dir DIR",
@@ -33,10 +39,16 @@ Stopping the agent does not stop its depots: they keep running and serving, and 
 next qnet agent on the same data dir adopts them again rather than starting them anew.
 Delete their services (qnet delete service) to stop them for good.
 
+To add a machine to a network, give it an empty data dir, the mesh address of a
+member and a join token made there (qnet token create): the new node checks that it
+talks to the node the token names, is admitted by a ledger transaction that records its
+keys, verifies the chain from genesis and starts following it.
+
 --cpu and --memory limit what the node offers to depots; by default it offers the
 whole machine.`,
 		Example: `  qnet agent --data-dir /var/lib/qnet
-  qnet agent --data-dir ./node1 --api-addr 0.0.0.0:7700 --cpu 2000m --memory 4Gi`,
+  qnet agent --data-dir ./node1 --api-addr 0.0.0.0:7700 --cpu 2000m --memory 4Gi
+  qnet agent --data-dir ./node2 --join 10.0.0.5:7701 --token qnetjoin1_eyJu...`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dataDir == "" {
@@ -44,7 +56,12 @@ whole machine.`,
 			}
 			ctx := cmd.Context()
 			cfg := node.DefaultConfig(dataDir)
+			if (join == "") != (token == "") && token == "" {
+				return usageErr("--join needs --token: create one on a member with qnet token create")
+			}
 			cfg.APIAddr, cfg.CPU, cfg.Memory = apiAddr, cpuM, memB
+			cfg.MeshAddr, cfg.Join, cfg.Token, cfg.Name = meshAddr, join, token, name
+			cfg.Gossip = gossip.Profile(gossipP)
 			cfg.Logger = a.logger(slog.LevelInfo)
 			n, err := node.Start(ctx, cfg)
 			if err != nil {
@@ -67,6 +84,11 @@ whole machine.`,
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", "", "the node's data dir, made by qnet init (required)")
 	f.Var(addrValue{&apiAddr}, "api-addr", "address the API listens on (default: the one given to qnet init, or where the node last listened; port 0 picks a free one)")
+	f.Var(addrValue{&meshAddr}, "mesh-addr", "address the node's tunnels are accepted on (default: where the node last listened, else "+node.DefaultMeshAddr+")")
+	f.StringVar(&join, "join", "", "mesh address of a member to join through (with --token; the data dir must be empty)")
+	f.StringVar(&token, "token", "", "join token made by qnet token create on a member")
+	f.StringVar(&name, "name", "", "name of a joining node (default: the host name)")
+	choiceFlag(cmd, f, &gossipP, "gossip", "", "failure detection profile", "lan", "wan")
 	f.Var(cpuValue{&cpuM}, "cpu", "CPU offered to depots, e.g. 500m or 2 (default: all cores)")
 	f.Var(memoryValue{&memB}, "memory", "memory offered to depots, e.g. 512Mi or 4Gi (default: all RAM)")
 	_ = cmd.MarkFlagDirname("data-dir")

@@ -131,7 +131,8 @@ func (a *app) runDev(ctx context.Context, o devOptions) (err error) {
 	}
 
 	cfg := node.DefaultConfig(dir)
-	cfg.APIAddr, cfg.Logger = addr, log
+	// A network of one needs no fixed mesh port; any free one will do.
+	cfg.APIAddr, cfg.MeshAddr, cfg.Logger = addr, "127.0.0.1:0", log
 	n, err := node.Start(ctx, cfg)
 	if err != nil && addr != "127.0.0.1:0" && !o.addrSet && errors.Is(err, syscall.EADDRINUSE) {
 		// Taken between the check and the start.

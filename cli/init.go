@@ -14,6 +14,7 @@ import (
 func (a *app) initCmd() *cobra.Command {
 	var opts node.InitOptions
 	opts.APIAddr = defaultAPIAddr
+	opts.MeshAddr = node.DefaultMeshAddr
 	cmd := &cobra.Command{
 		Use:   "init --data-dir DIR --network NAME",
 		Short: "Create a new network with this machine as its first node",
@@ -92,6 +93,7 @@ context (default: the network's name). Start the node with qnet agent.`,
 	f.StringVar(&opts.Network, "network", "", "name of the new network (required)")
 	f.StringVar(&opts.Operator, "operator", "", "name of the first operator (default: your user name)")
 	f.Var(addrValue{&opts.APIAddr}, "api-addr", "address the node's API will listen on")
+	f.Var(addrValue{&opts.MeshAddr}, "mesh-addr", "address the node's tunnels will be accepted on (default "+node.DefaultMeshAddr+")")
 	f.StringVar(&opts.NodeName, "node-name", "", "name of this node (default: the host name)")
 	_ = cmd.MarkFlagDirname("data-dir")
 	return cmd

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"qnet.dev/qnet/api"
 	"qnet.dev/qnet/identity"
+	"qnet.dev/qnet/jointoken"
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/manifest"
 	"qnet.dev/qnet/state"
@@ -286,3 +288,71 @@ func orNone(reason string) string {
 
 // countCurrent counts depots of the service, of any revision, still placed.
 func countCurrent(d *api.ServiceDetail) int { return len(d.Depots) }
+
+// CreateToken makes a join token for the node this client talks to: a fresh secret,
+// whose hash a token.create transaction (signed by the operator) records with the
+// token's expiry and number of uses. The token string is returned once; the ledger
+// never holds the secret.
+func (c *Client) CreateToken(ctx context.Context, ttl time.Duration, uses int) (string, *api.Token, error) {
+	st, err := c.Status(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	network, err := ledger.ParseHash(st.NetworkID)
+	if err != nil {
+		return "", nil, fmt.Errorf("node's network id: %w", err)
+	}
+	fpb, err := hex.DecodeString(st.Fingerprint)
+	if err != nil || len(fpb) != 32 {
+		return "", nil, fmt.Errorf("node's key fingerprint %q is not 32 bytes of hex", st.Fingerprint)
+	}
+	var fp [32]byte
+	copy(fp[:], fpb)
+	tok, err := jointoken.New(network, st.MeshAddr, fp)
+	if err != nil {
+		return "", nil, err
+	}
+	sum := tok.SecretHash()
+	p := ledger.TokenCreate{ID: tok.ID(), SecretHash: hex.EncodeToString(sum[:]), Expires: time.Now().Add(ttl).UTC(), Uses: uses}
+	t, err := c.Sign(ctx, ledger.TxTokenCreate, p)
+	if err != nil {
+		return "", nil, err
+	}
+	res, err := c.Submit(ctx, t)
+	if err != nil {
+		return "", nil, err
+	}
+	if res[0].Error != "" {
+		return "", nil, errors.New(res[0].Error)
+	}
+	return tok.String(), &api.Token{ID: p.ID, Expires: p.Expires, UsesLeft: uses, CreatedBy: ""}, nil
+}
+
+// Tokens lists the join tokens (never their secrets).
+func (c *Client) Tokens(ctx context.Context) ([]api.Token, error) {
+	var out []api.Token
+	return out, c.do(ctx, http.MethodGet, "/tokens", nil, nil, &out)
+}
+
+// RemoveNode revokes a node: its keys are refused from the next block on and its
+// tunnels close.
+func (c *Client) RemoveNode(ctx context.Context, nodeID string) (api.TxResult, error) {
+	t, err := c.Sign(ctx, ledger.TxNodeRemove, ledger.NodeRemove{Node: nodeID})
+	if err != nil {
+		return api.TxResult{}, err
+	}
+	res, err := c.Submit(ctx, t)
+	if err != nil {
+		return api.TxResult{}, err
+	}
+	if res[0].Error != "" {
+		return res[0], errors.New(res[0].Error)
+	}
+	return res[0], nil
+}
+
+// RotateKeys asks the node this client talks to to replace its keys.
+func (c *Client) RotateKeys(ctx context.Context) (*api.RotateResult, error) {
+	var r api.RotateResult
+	return &r, c.do(ctx, http.MethodPost, "/node/rotate-keys", nil, nil, &r)
+}

@@ -29,8 +29,17 @@ type Runner struct {
 	// Settle gathers the state changes that come within it into one reconcile, so a
 	// burst of blocks costs one pass over the state, not one per block.
 	Settle time.Duration
-	Log    *slog.Logger
+	// NewID names new depots; nil means NewDepotID.
+	NewID func(service string) string
+	// MaxSetBytes bounds the JSON of one proposed placement set; a larger decision is
+	// proposed as several sets, in order (see SplitSet). Zero means DefaultMaxSetBytes.
+	MaxSetBytes int
+	Log         *slog.Logger
 }
+
+// DefaultMaxSetBytes keeps a placement set well inside one transaction's payload
+// (ledger.MaxPayloadSize): about 5,000 new depots.
+const DefaultMaxSetBytes = ledger.MaxPayloadSize / 2
 
 // Run reconciles until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
@@ -83,19 +92,38 @@ func (r *Runner) Once(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	in := ReplicaInput{Services: services, Placements: placements, NewID: NewDepotID}
+	in := ReplicaInput{Services: services, Placements: placements, NewID: r.NewID}
+	if in.NewID == nil {
+		in.NewID = NewDepotID
+	}
+	in.Nodes = make([]scheduler.Node, 0, len(nodes))
 	for _, n := range nodes {
-		alive := r.Alive == nil || r.Alive(n.ID)
-		in.Nodes = append(in.Nodes, scheduler.Node{ID: n.ID, CPU: n.CPU, Memory: n.Memory, Alive: alive})
+		in.Nodes = append(in.Nodes, SchedulerNode(n, r.Alive == nil || r.Alive(n.ID)))
 	}
 	set := Replicas(in)
 	if Empty(set) {
 		return nil
 	}
-	if err := r.Propose(ctx, set); err != nil {
-		return fmt.Errorf("propose placements: %w", err)
+	maxBytes := r.MaxSetBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxSetBytes
+	}
+	parts := SplitSet(set, maxBytes)
+	for i, part := range parts {
+		if err := r.Propose(ctx, part); err != nil {
+			if len(parts) > 1 {
+				return fmt.Errorf("propose placements (part %d of %d): %w", i+1, len(parts), err)
+			}
+			return fmt.Errorf("propose placements: %w", err)
+		}
 	}
 	return nil
+}
+
+// SchedulerNode is a node of the ledger as the scheduler sees it.
+func SchedulerNode(n state.Node, alive bool) scheduler.Node {
+	return scheduler.Node{ID: n.ID, Name: n.Name, OS: n.OS, Arch: n.Arch, Labels: n.Labels,
+		CPU: n.CPU, Memory: n.Memory, Alive: alive}
 }
 
 // NewDepotID names a new depot of service: the service name and 8 random hex digits.

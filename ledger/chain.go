@@ -4,42 +4,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"qnet.dev/qnet/identity"
 )
 
-// KeyChange is a change to the set of keys the ledger knows, caused by a transaction.
-type KeyChange struct {
-	Put    *KeyInfo
-	Revoke string
+// keyChange is a key the genesis block registers.
+type keyChange struct {
+	Put *KeyInfo
 }
 
-// KeyChanges lists the key changes a committed transaction makes.
-func KeyChanges(t *Tx) ([]KeyChange, error) {
-	switch t.Type {
-	case TxGenesis:
-		var g Genesis
-		if err := t.Decode(&g); err != nil {
-			return nil, err
-		}
-		return genesisKeys(&g), nil
-	}
-	return nil, nil
-}
-
-func genesisKeys(g *Genesis) []KeyChange {
+func genesisKeys(g *Genesis) []keyChange {
 	validators := make(map[string]bool, len(g.Validators))
 	for _, v := range g.Validators {
 		validators[v] = true
 	}
-	var out []KeyChange
+	var out []keyChange
 	for _, op := range g.Operators {
-		out = append(out, KeyChange{Put: &KeyInfo{ID: op.Key.ID(), Public: op.Key, Role: RoleOperator, Owner: op.Name}})
+		out = append(out, keyChange{Put: &KeyInfo{ID: op.Key.ID(), Public: op.Key, Role: RoleOperator, Owner: op.Name}})
 	}
 	for _, n := range g.Nodes {
-		out = append(out, KeyChange{Put: &KeyInfo{ID: n.Key.ID(), Public: n.Key, Role: RoleNode, Owner: n.ID, Validator: validators[n.ID]}})
+		out = append(out, keyChange{Put: &KeyInfo{ID: n.Key.ID(), Public: n.Key, Role: RoleNode, Owner: n.ID, Validator: validators[n.ID]}})
 	}
 	return out
 }
@@ -87,7 +74,7 @@ func CheckGenesis(b *Block) (*Genesis, error) {
 	}
 	mem := NewChain()
 	for _, c := range genesisKeys(&g) {
-		if err := mem.applyKeyChange(c); err != nil {
+		if err := mem.PutKey(*c.Put); err != nil {
 			return nil, fmt.Errorf("genesis: %w", err)
 		}
 	}
@@ -113,6 +100,7 @@ type Chain struct {
 	tip     Hash
 	tipTime time.Time
 	keys    map[string]chainKey
+	tokens  map[string]Token
 	txs     map[Hash]uint64
 	ntx     int
 }
@@ -124,7 +112,7 @@ type chainKey struct {
 
 // NewChain returns an empty chain waiting for its genesis block.
 func NewChain() *Chain {
-	return &Chain{keys: map[string]chainKey{}, txs: map[Hash]uint64{}}
+	return &Chain{keys: map[string]chainKey{}, tokens: map[string]Token{}, txs: map[Hash]uint64{}}
 }
 
 // Network implements ChainState.
@@ -147,17 +135,41 @@ func (c *Chain) TxHeight(id Hash) (uint64, bool) {
 	return h, ok
 }
 
-func (c *Chain) applyKeyChange(ch KeyChange) error {
-	if ch.Put != nil {
-		v, err := ch.Put.Public.Verifier()
-		if err != nil {
-			return fmt.Errorf("key %s of %s: %w", ch.Put.ID, ch.Put.Owner, err)
-		}
-		c.keys[ch.Put.ID] = chainKey{info: *ch.Put, v: v}
+// Keys implements Registry.
+func (c *Chain) Keys() ([]KeyInfo, error) {
+	out := make([]KeyInfo, 0, len(c.keys))
+	for _, k := range c.keys {
+		out = append(out, k.info)
 	}
-	if ch.Revoke != "" {
-		delete(c.keys, ch.Revoke)
+	slices.SortFunc(out, func(a, b KeyInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// PutKey implements Registry.
+func (c *Chain) PutKey(k KeyInfo) error {
+	v, err := k.Public.Verifier()
+	if err != nil {
+		return fmt.Errorf("key %s of %s: %w", k.ID, k.Owner, err)
 	}
+	c.keys[k.ID] = chainKey{info: k, v: v}
+	return nil
+}
+
+// DeleteKey implements Registry.
+func (c *Chain) DeleteKey(id string) error {
+	delete(c.keys, id)
+	return nil
+}
+
+// Token implements Registry.
+func (c *Chain) Token(id string) (Token, bool, error) {
+	t, ok := c.tokens[id]
+	return t, ok, nil
+}
+
+// PutToken implements Registry.
+func (c *Chain) PutToken(t Token) error {
+	c.tokens[t.ID] = t
 	return nil
 }
 
@@ -172,15 +184,9 @@ func (c *Chain) Append(b *Block) error {
 		return err
 	}
 	for _, t := range b.Txs {
-		changes, err := KeyChanges(t)
-		if err != nil {
-			return fmt.Errorf("block %d: %w", b.Height, err)
-		}
-		for _, ch := range changes {
-			if err := c.applyKeyChange(ch); err != nil {
-				return fmt.Errorf("block %d: %w", b.Height, err)
-			}
-		}
+		// A transaction the registry's rules refuse (or cannot decode) was still
+		// committed; it changes nothing, on every node alike.
+		_ = ApplyRegistry(c, t, b.Time)
 		c.txs[t.ID()] = b.Height
 	}
 	c.started = true

@@ -70,6 +70,11 @@ var roles = map[TxType][]Role{
 	TxPlacement:     {RoleNode},
 	TxDepotStatus:   {RoleNode},
 	TxNodeUpdate:    {RoleNode, RoleOperator},
+	TxTokenCreate:   {RoleOperator},
+	TxNodeJoin:      {RoleNode},
+	TxNodeRemove:    {RoleOperator},
+	TxNodeRotate:    {RoleNode},
+	TxValidators:    {RoleNode},
 }
 
 // KnownType reports whether t is a transaction type this version understands.

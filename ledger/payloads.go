@@ -29,15 +29,17 @@ type Operator struct {
 
 // NodeInfo describes a node: its keys, where it listens, and what it offers.
 type NodeInfo struct {
-	ID     string             `json:"id"`
-	Name   string             `json:"name"`
-	Key    identity.PublicKey `json:"key"`
-	Addr   string             `json:"addr"`
-	OS     string             `json:"os"`
-	Arch   string             `json:"arch"`
-	CPU    int64              `json:"cpu"`    // millicores
-	Memory int64              `json:"memory"` // bytes
-	Labels map[string]string  `json:"labels,omitempty"`
+	ID   string             `json:"id"`
+	Name string             `json:"name"`
+	Key  identity.PublicKey `json:"key"`
+	Addr string             `json:"addr"`
+	// Mesh is where the node's tunnel listener is reached (host:port).
+	Mesh   string            `json:"mesh,omitempty"`
+	OS     string            `json:"os"`
+	Arch   string            `json:"arch"`
+	CPU    int64             `json:"cpu"`    // millicores
+	Memory int64             `json:"memory"` // bytes
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // ServiceApply creates a service or changes it (a new revision when the spec changed).
@@ -107,4 +109,39 @@ type DepotStatusReport struct {
 // NodeUpdate changes what a node offers or where it listens.
 type NodeUpdate struct {
 	Node NodeInfo `json:"node"`
+}
+
+// TokenCreate registers a join token. Only the hash of its secret is on the ledger; the
+// secret travels in the token string the operator hands to the new node's owner.
+type TokenCreate struct {
+	ID         string    `json:"id"`
+	SecretHash string    `json:"secretHash"`
+	Expires    time.Time `json:"expires"`
+	Uses       int       `json:"uses"`
+}
+
+// NodeJoin admits a node: a registered node that checked the newcomer's token secret
+// vouches for it, and the newcomer's public keys are recorded.
+type NodeJoin struct {
+	Node  NodeInfo `json:"node"`
+	Token string   `json:"token"`
+}
+
+// NodeRemove revokes a node: its keys are refused from the block on.
+type NodeRemove struct {
+	Node string `json:"node"`
+}
+
+// NodeRotate replaces a node's keys. It is signed by the node's current key, and Proof
+// is the new key's signature (domain identity.DomainTx) over RotationMessage, so the new
+// key's holder agreed.
+type NodeRotate struct {
+	Node  string             `json:"node"`
+	Key   identity.PublicKey `json:"key"`
+	Proof identity.Signature `json:"proof"`
+}
+
+// ValidatorsSet names the nodes that validate (order blocks) from now on.
+type ValidatorsSet struct {
+	Validators []string `json:"validators"`
 }

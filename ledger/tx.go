@@ -24,6 +24,11 @@ const (
 	TxPlacement     TxType = "placement.set"
 	TxDepotStatus   TxType = "depot.status"
 	TxNodeUpdate    TxType = "node.update"
+	TxTokenCreate   TxType = "token.create"
+	TxNodeJoin      TxType = "node.join"
+	TxNodeRemove    TxType = "node.remove"
+	TxNodeRotate    TxType = "node.rotate"
+	TxValidators    TxType = "validators.set"
 )
 
 // MaxTxLifetime bounds how far in the future a transaction may expire, so the set of

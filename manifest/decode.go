@@ -841,10 +841,10 @@ func (d *docDecoder) metadata(n ast.Node, path string, m *Metadata) {
 }
 
 // notYetSpec is the message for spec fields of the design that qnet/v1 does not take yet.
-const notYetSpec = "is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health and restart"
+const notYetSpec = "is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart and placement"
 
 func (d *docDecoder) spec(n ast.Node, path string, sp *Spec) {
-	d.object(n, path, "a mapping with depot, replicas, resources, ports, env, health and restart", []field{
+	d.object(n, path, "a mapping with depot, replicas, resources, ports, env, health, restart and placement", []field{
 		{name: "depot", dec: func(n ast.Node, p string) { d.depot(n, p, &sp.Depot) }},
 		{name: "replicas", dec: func(n ast.Node, p string) {
 			d.integer(n, p, fmt.Sprintf("an integer between 0 and %d", maxReplicas), &sp.Replicas)
@@ -861,10 +861,10 @@ func (d *docDecoder) spec(n ast.Node, path string, sp *Spec) {
 			})
 		}},
 		{name: "restart", dec: func(n ast.Node, p string) { d.restart(n, p, &sp.Restart) }},
+		{name: "placement", dec: func(n ast.Node, p string) { d.placement(n, p, &sp.Placement) }},
 		{name: "autoscale", notYet: notYetSpec},
 		{name: "secrets", notYet: notYetSpec},
 		{name: "rollout", notYet: notYetSpec},
-		{name: "placement", notYet: notYetSpec},
 		{name: "flows", notYet: notYetSpec},
 		{name: "ingress", notYet: notYetSpec},
 		{name: "mpi", notYet: notYetSpec},
@@ -1178,4 +1178,47 @@ func (d *docDecoder) restart(n ast.Node, path string, r *Restart) {
 		{name: "backoff", dec: func(n ast.Node, p string) { d.duration(n, p, DefaultBackoff.String(), &r.Backoff) }},
 		{name: "maxBackoff", dec: func(n ast.Node, p string) { d.duration(n, p, DefaultMaxBackoff.String(), &r.MaxBackoff) }},
 	})
+}
+
+func (d *docDecoder) placement(n ast.Node, path string, pl *Placement) {
+	d.object(n, path, "a mapping with strategy, spreadBy and constraints", []field{
+		{name: "strategy", dec: func(n ast.Node, p string) {
+			var s string
+			d.enum(n, p, []string{string(StrategySpread), string(StrategyBinpack)}, &s)
+			pl.Strategy = Strategy(s)
+		}},
+		{name: "spreadBy", dec: func(n ast.Node, p string) {
+			d.str(n, p, "node or a node label key such as zone", &pl.SpreadBy)
+		}},
+		{name: "constraints", dec: func(n ast.Node, p string) { pl.Constraints = d.constraints(n, p) }},
+		{name: "near", notYet: "is not supported yet in qnet/v1; valid fields are strategy, spreadBy and constraints"},
+	})
+}
+
+// constraints decodes spec.placement.constraints, parsing each entry's text. An entry
+// that fails stays a zero Constraint so indexes keep matching the document.
+func (d *docDecoder) constraints(n ast.Node, path string) []Constraint {
+	const want = `a constraint like "arch == arm64" (a string)`
+	var out []Constraint
+	for i, e := range d.list(n, path, `a list of constraints like ["arch == arm64", "label.zone != eu-west-1"]`) {
+		p := indexPath(path, i)
+		d.record(p, nil, e)
+		out = append(out, Constraint{})
+		r, ok := d.resolve(e, p)
+		if !ok {
+			continue
+		}
+		if !isString(r) {
+			d.typeErr(r, p, want)
+			continue
+		}
+		text, _ := scalarText(r)
+		c, err := ParseConstraint(text)
+		if err != nil {
+			d.errAt(r, p, "%s", err)
+			continue
+		}
+		out[i] = c
+	}
+	return out
 }

@@ -18,6 +18,8 @@ const (
 	DefaultRestartPolicy             = RestartAlways
 	DefaultBackoff                   = Duration(100 * time.Millisecond)
 	DefaultMaxBackoff                = Duration(30 * time.Second)
+	DefaultStrategy                  = StrategySpread
+	DefaultSpreadBy                  = SpreadByNode
 )
 
 // Default fills every unset (zero) field that has a default, in place. It is idempotent.
@@ -66,6 +68,12 @@ func (s *Service) Default() {
 	if r.MaxBackoff == 0 {
 		r.MaxBackoff = max(DefaultMaxBackoff, r.Backoff)
 	}
+	if sp.Placement.Strategy == "" {
+		sp.Placement.Strategy = DefaultStrategy
+	}
+	if sp.Placement.SpreadBy == "" {
+		sp.Placement.SpreadBy = DefaultSpreadBy
+	}
 }
 
 // defaults fills the unset fields of one probe; firstPort is the check port to use when
@@ -107,6 +115,13 @@ func (s *Service) clone() *Service {
 	c.Spec.Env = cloneMap(s.Spec.Env)
 	c.Spec.Health.Liveness = s.Spec.Health.Liveness.clone()
 	c.Spec.Health.Readiness = s.Spec.Health.Readiness.clone()
+	if s.Spec.Placement.Constraints != nil {
+		c.Spec.Placement.Constraints = make([]Constraint, len(s.Spec.Placement.Constraints))
+		for i, con := range s.Spec.Placement.Constraints {
+			con.Values = append([]string(nil), con.Values...)
+			c.Spec.Placement.Constraints[i] = con
+		}
+	}
 	return &c
 }
 

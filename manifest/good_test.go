@@ -100,6 +100,20 @@ func TestDecodeFullManifest(t *testing.T) {
 				},
 			},
 			Restart: Restart{Policy: RestartOnFailure, Backoff: Duration(200 * time.Millisecond), MaxBackoff: Duration(time.Minute)},
+			Placement: Placement{
+				Strategy: StrategySpread,
+				SpreadBy: "zone",
+				Constraints: []Constraint{
+					{Attr: "arch", Op: OpEqual, Values: []string{"arm64"}},
+					{Attr: "os", Op: OpEqual, Values: []string{"linux"}},
+					{Attr: "label.zone", Op: OpNotEqual, Values: []string{"eu-west-1"}},
+					{Attr: "label.gpu", Op: OpExists},
+					{Attr: "label.tier", Op: OpIn, Values: []string{"edge", "core"}},
+					{Attr: "label.old", Op: OpNotExists},
+					{Attr: "name", Op: OpNotIn, Values: []string{"gw-1", "gw-2"}},
+					{Attr: "id", Op: OpNotEqual, Values: []string{"0123456789abcdef"}},
+				},
+			},
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -229,7 +243,7 @@ func TestDecodeJSONStrict(t *testing.T) {
 	}
 	tests := []struct{ in, want string }{
 		{`{"apiVersion":"qnet/v1","kind":"Service","metadata":{"name":"web"},"spec":{"depot":{"exec":{"command":"web"}},"Replicas":2}}`,
-			"1:111: spec.Replicas: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health and restart"},
+			"1:111: spec.Replicas: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart and placement"},
 		{`{"apiVersion":"qnet/v1","apiVersion":"qnet/v1"}`, `1:25: invalid JSON: mapping key "apiVersion" already defined at [1:2]`},
 		{`{"apiVersion": "qnet/v1",`, "1:25: invalid JSON: unexpected end of JSON input; want one JSON object holding a Service manifest"},
 		{"apiVersion: qnet/v1\n", "1:1: invalid JSON: invalid character 'a' looking for beginning of value; want one JSON object holding a Service manifest"},

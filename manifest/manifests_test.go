@@ -61,6 +61,18 @@ spec:
     policy: on-failure
     backoff: 200ms
     maxBackoff: 1m
+  placement:
+    strategy: spread
+    spreadBy: zone
+    constraints:
+      - arch == arm64
+      - os==linux
+      - "label.zone != eu-west-1"
+      - label.gpu exists
+      - label.tier in (edge, core)
+      - label.old not exists
+      - name not in (gw-1,gw-2)
+      - id != 0123456789abcdef
 `
 
 const goodMinimal = `apiVersion: qnet/v1
@@ -83,6 +95,7 @@ spec:
   health:
     liveness: {exec: [pg_isready, -q], interval: 30s}
     readiness: {tcp: pg}
+  placement: {strategy: binpack, constraints: ["label.tier in (edge, core)", "arch != wasm"]}
 `
 
 const goodJSON = `{"apiVersion": "qnet/v1", "kind": "Service", "metadata": {"name": "cache"},
@@ -98,6 +111,7 @@ kind: Service
 metadata: {name: front}
 spec:
   depot: {exec: {command: front}}
+  placement: {spreadBy: zone}
   ports: [{name: http, port: 80}]
   health:
     readiness: &probe {http: /ready, interval: 1s}

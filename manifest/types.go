@@ -42,6 +42,8 @@ type Spec struct {
 	Env     map[string]string `json:"env,omitempty"`
 	Health  Health            `json:"health"`
 	Restart Restart           `json:"restart"`
+	// Placement says which nodes replicas may run on and how they spread over them.
+	Placement Placement `json:"placement"`
 }
 
 // Depot says what runs. Exactly one kind is set.
@@ -142,3 +144,32 @@ type Restart struct {
 
 // Duration is a time.Duration written as a Go duration string ("5s", "250ms").
 type Duration time.Duration
+
+// Strategy says how the scheduler chooses among the nodes a replica fits on.
+type Strategy string
+
+// Placement strategies.
+const (
+	// StrategySpread puts each replica where the service has the fewest replicas (in
+	// the SpreadBy domain, then on the node), then on the node with the most free
+	// resources: replicas survive the loss of a node (or a zone).
+	StrategySpread Strategy = "spread"
+	// StrategyBinpack puts each replica on the node with the least free resources that
+	// still fits it: nodes fill up one after another and the rest stay free.
+	StrategyBinpack Strategy = "binpack"
+)
+
+// SpreadByNode is the SpreadBy that spreads replicas over nodes (the default).
+const SpreadByNode = "node"
+
+// Placement says where the replicas of a service may run and how they are spread.
+type Placement struct {
+	// Strategy is spread (default) or binpack.
+	Strategy Strategy `json:"strategy,omitempty"`
+	// SpreadBy is what spread balances replicas over: "node" (default), or a node label
+	// key such as zone, whose values are the domains replicas are spread evenly across.
+	// Nodes without the label form one domain together. Only for strategy spread.
+	SpreadBy string `json:"spreadBy,omitempty"`
+	// Constraints must all hold on a node for a replica to run there.
+	Constraints []Constraint `json:"constraints,omitempty"`
+}

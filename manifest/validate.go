@@ -138,6 +138,30 @@ func (v *validator) spec(sp *Spec) {
 	v.probe("spec.health.liveness", sp.Health.Liveness, sp.Ports)
 	v.probe("spec.health.readiness", sp.Health.Readiness, sp.Ports)
 	v.restart(&sp.Restart)
+	v.placement(&sp.Placement)
+}
+
+func (v *validator) placement(pl *Placement) {
+	switch pl.Strategy {
+	case StrategySpread, StrategyBinpack:
+	default:
+		v.add("spec.placement.strategy", "must be spread or binpack, got %q", pl.Strategy)
+	}
+	switch {
+	case pl.SpreadBy == SpreadByNode:
+	case len(pl.SpreadBy) > maxLabelKeyLen || !labelKey.MatchString(pl.SpreadBy):
+		v.add("spec.placement.spreadBy", "must be node or a node label key such as zone (%s), got %q", labelKeyRule, pl.SpreadBy)
+	case pl.Strategy == StrategyBinpack:
+		v.add("spec.placement.spreadBy", "applies to strategy spread only; leave it out with binpack, got %q", pl.SpreadBy)
+	}
+	if len(pl.Constraints) > maxConstraints {
+		v.add("spec.placement.constraints", "must hold at most %d constraints, got %d", maxConstraints, len(pl.Constraints))
+	}
+	for i := range pl.Constraints {
+		if err := pl.Constraints[i].check(); err != nil {
+			v.add(indexPath("spec.placement.constraints", i), "%s", err)
+		}
+	}
 }
 
 func (v *validator) ports(ports []Port) {

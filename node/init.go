@@ -38,6 +38,8 @@ type InitOptions struct {
 	NodeName string
 	// APIAddr is where this node's API will listen; it is recorded for other nodes.
 	APIAddr string
+	// MeshAddr is where this node's tunnels will be accepted.
+	MeshAddr string
 	// CPU (millicores) and Memory (bytes) offered to depots; zero means all of the machine.
 	CPU, Memory int64
 	Labels      map[string]string
@@ -87,7 +89,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 		name, _ = os.Hostname()
 	}
 	info := ledger.NodeInfo{
-		ID: nodeKey.ID(), Name: name, Key: nodeKey.Public(), Addr: opts.APIAddr,
+		ID: nodeKey.ID(), Name: name, Key: nodeKey.Public(), Addr: opts.APIAddr, Mesh: opts.MeshAddr,
 		OS: runtime.GOOS, Arch: runtime.GOARCH, CPU: opts.CPU, Memory: opts.Memory, Labels: opts.Labels,
 	}
 	fillCapacity(&info)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,18 +16,20 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"qnet.dev/qnet/agent"
 	"qnet.dev/qnet/api"
 	"qnet.dev/qnet/apiserver"
 	"qnet.dev/qnet/controller"
+	"qnet.dev/qnet/ctxtime"
 	execdriver "qnet.dev/qnet/driver/exec"
+	"qnet.dev/qnet/gossip"
 	"qnet.dev/qnet/identity"
 	"qnet.dev/qnet/ledger"
+	"qnet.dev/qnet/mesh"
 	"qnet.dev/qnet/orderer"
 	"qnet.dev/qnet/portalloc"
 	"qnet.dev/qnet/state"
+	"qnet.dev/qnet/tunnel"
 	"qnet.dev/qnet/version"
 )
 
@@ -38,6 +41,16 @@ type Config struct {
 	// where it last listened), else DefaultAPIAddr: the address the operator's context
 	// names.
 	APIAddr string
+	// MeshAddr is where the node's tunnels are accepted. Empty means the address the
+	// ledger records for this node, else DefaultMeshAddr.
+	MeshAddr string
+	// Join, with Token, admits a new node (an empty data dir) to an existing network
+	// through the node at this mesh address.
+	Join, Token string
+	// Name names a joining node (default: the host name).
+	Name string
+	// Labels are a joining node's labels.
+	Labels map[string]string
 	// Host is the address depots are reached at.
 	Host string
 	// ShimBinary is the executable with the `shim` subcommand (default: this one).
@@ -48,6 +61,13 @@ type Config struct {
 	CPU, Memory int64
 	// PortRange is where depot ports are allocated.
 	PortLo, PortHi int
+	// Gossip is the failure detector's profile: gossip.LAN (default) or gossip.WAN.
+	Gossip gossip.Profile
+	// Stabilize is how long a validator must be down before another replaces it.
+	Stabilize time.Duration
+	// Tunnel tunes the tunnels (rekey interval and bytes); zero values take
+	// tunnel.DefaultConfig's.
+	Tunnel tunnel.Config
 	// Orderer tunes ordering; zero values take orderer.DefaultConfig's.
 	Orderer orderer.Config
 	// Agent tunes the agent; zero values take agent.DefaultConfig's.
@@ -55,29 +75,39 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultAPIAddr is where a node's API listens unless told otherwise.
-const DefaultAPIAddr = "127.0.0.1:7700"
+// Default addresses of a node.
+const (
+	DefaultAPIAddr  = "127.0.0.1:7700"
+	DefaultMeshAddr = "127.0.0.1:7701"
+)
 
 // DefaultConfig returns a configuration for the data dir.
 func DefaultConfig(dataDir string) Config {
-	return Config{DataDir: dataDir, APIAddr: DefaultAPIAddr, Host: "127.0.0.1", PortLo: 20000, PortHi: 32767, Logger: slog.Default()}
+	return Config{DataDir: dataDir, APIAddr: DefaultAPIAddr, Host: "127.0.0.1", PortLo: 20000, PortHi: 32767,
+		Stabilize: 10 * time.Second, Logger: slog.Default()}
 }
 
 // Node is a running node.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	key   *identity.Key
-	id    string
-	name  string
-	store *state.Store
-	ord   *orderer.Orderer
-	agent *agent.Agent
-	drv   *execdriver.Driver
-	api   *apiserver.Server
-	http  *http.Server
-	ln    net.Listener
-	limit string
+	cfg    Config
+	log    *slog.Logger
+	key    *identity.Current
+	id     string
+	name   string
+	store  *state.Store
+	mesh   *mesh.Mesh
+	gossip *gossip.Gossip
+	ord    *orderer.Orderer
+	agent  *agent.Agent
+	drv    *execdriver.Driver
+	api    *apiserver.Server
+	http   *http.Server
+	ln     net.Listener
+	limit  string
+	peers  *peers
+	member *membership
+	// rotateMu serialises key rotations.
+	rotateMu sync.Mutex
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -87,8 +117,9 @@ type Node struct {
 // ErrNotInitialised is returned by Start for a data dir without a network.
 var ErrNotInitialised = errors.New("data dir holds no network")
 
-// Start opens the node's data dir and starts every part. It returns once the API
-// listens and an ordering leader is known.
+// Start opens the node's data dir and starts every part. A node with an empty data dir
+// and a join token first joins its network. It returns once the API listens and an
+// ordering leader is known.
 func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -99,19 +130,41 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.PortLo == 0 {
 		cfg.PortLo, cfg.PortHi = 20000, 32767
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, StateFile)); err != nil {
-		return nil, fmt.Errorf("start node: %w: %s has no %s (create a network with qnet init --data-dir %s, or run qnet dev)", ErrNotInitialised, cfg.DataDir, StateFile, cfg.DataDir)
+	if cfg.Stabilize == 0 {
+		cfg.Stabilize = 10 * time.Second
 	}
-	key, err := identity.Load(filepath.Join(cfg.DataDir, NodeKeyFile))
+	joining := false
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, StateFile)); err != nil {
+		if cfg.Join == "" && cfg.Token == "" {
+			return nil, fmt.Errorf("start node: %w: %s has no %s (create a network with qnet init --data-dir %s, join one with --join ADDR --token T, or run qnet dev)", ErrNotInitialised, cfg.DataDir, StateFile, cfg.DataDir)
+		}
+		if cfg.Token == "" {
+			return nil, errors.New("start node: --join needs --token (create one on a member with qnet token create)")
+		}
+		joining = true
+	}
+	var key *identity.Key
+	if joining {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("start node: %w", err)
+		}
+		key, err = identity.LoadOrGenerate(filepath.Join(cfg.DataDir, NodeKeyFile), true)
+	} else {
+		key, err = identity.Load(filepath.Join(cfg.DataDir, NodeKeyFile))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	n := &Node{cfg: cfg, key: key, id: key.ID(), log: cfg.Logger.With("node", key.ID())}
+	n := &Node{cfg: cfg, key: identity.NewCurrent(key), id: key.ID(), log: cfg.Logger}
 	var closers []func()
 	defer func() {
 		if err != nil {
 			for i := len(closers) - 1; i >= 0; i-- {
 				closers[i]()
+			}
+			if joining {
+				// A failed join leaves no half-made state behind: the next try starts clean.
+				os.Remove(filepath.Join(cfg.DataDir, StateFile))
 			}
 		}
 	}()
@@ -120,28 +173,46 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	closers = append(closers, func() { n.store.Close() })
-	tip, ok, err := n.store.Tip()
+	// A rotation that a crash interrupted is finished (or dropped) before the key is used.
+	err = adoptRotation(cfg.DataDir, func(id string) bool { _, ok, _ := n.store.Key(id); return ok })
+	if err == nil && !joining {
+		key, err = identity.Load(filepath.Join(cfg.DataDir, NodeKeyFile))
+		n.key.Set(key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	if !ok {
-		return nil, fmt.Errorf("start node: %w: the state store has no genesis block", ErrNotInitialised)
+	// A node keeps its ID when its keys rotate: the ledger knows it as the owner of the
+	// key it holds now.
+	if info, ok, _ := n.store.Key(key.ID()); ok {
+		n.id = info.Owner
 	}
-	self, ok, err := n.store.Node(n.id)
-	if err != nil {
-		return nil, fmt.Errorf("start node: %w", err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("start node: this node (%s) is not a member of network %s", n.id, tip.Name)
-	}
-	n.name = self.Name
-	if cfg.APIAddr == "" {
-		cfg.APIAddr = self.Addr
-		if cfg.APIAddr == "" {
-			cfg.APIAddr = DefaultAPIAddr
+	n.log = cfg.Logger.With("node", n.id)
+	var self state.Node
+	if !joining {
+		var ok bool
+		if self, ok, err = n.store.Node(n.id); err != nil {
+			return nil, fmt.Errorf("start node: %w", err)
+		} else if !ok {
+			tip, _, _ := n.store.Tip()
+			return nil, fmt.Errorf("start node: this node (%s) is not a member of network %s (it was removed, or its data dir is from another network)", n.id, tip.Name)
 		}
-		n.cfg.APIAddr = cfg.APIAddr
+		n.name = self.Name
+		if cfg.APIAddr == "" {
+			cfg.APIAddr = orDefault(self.Addr, DefaultAPIAddr)
+		}
+		if cfg.MeshAddr == "" {
+			cfg.MeshAddr = orDefault(self.Mesh, DefaultMeshAddr)
+		}
+	} else {
+		n.name = cfg.Name
+		if n.name == "" {
+			n.name, _ = os.Hostname()
+		}
+		cfg.APIAddr = orDefault(cfg.APIAddr, DefaultAPIAddr)
+		cfg.MeshAddr = orDefault(cfg.MeshAddr, DefaultMeshAddr)
 	}
+	n.cfg = cfg
 
 	n.ln, err = net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
@@ -149,19 +220,56 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	closers = append(closers, func() { n.ln.Close() })
 
+	n.peers = &peers{st: n.store}
+	n.mesh, err = mesh.New(mesh.Config{
+		NodeID: n.id, Tunnel: n.tunnelConfig(), Resolve: resolveMesh(n.store), Logger: n.log,
+	}, cfg.MeshAddr)
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	closers = append(closers, func() { n.mesh.Close() })
+
+	if joining {
+		if err := n.join(ctx, cfg.Join, cfg.Token); err != nil {
+			return nil, fmt.Errorf("start node: %w", err)
+		}
+		if self, _, err = n.store.Node(n.id); err != nil {
+			return nil, fmt.Errorf("start node: %w", err)
+		}
+	}
+	tip, _, err := n.store.Tip()
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+
 	oc := orderer.DefaultConfig()
 	if cfg.Orderer.MaxBlockTxs != 0 {
 		oc.MaxBlockTxs = cfg.Orderer.MaxBlockTxs
 	}
-	oc.NodeID, oc.Dir, oc.Key, oc.Store, oc.Logger = n.id, filepath.Join(cfg.DataDir, RaftDir), key, n.store, n.log
-	oc.Bootstrap = self.Validator
-	// A network of one has no peer to talk to; the mesh gives multi-node networks their
-	// transport.
-	_, oc.Transport = raft.NewInmemTransport(raft.ServerAddress(n.id))
+	oc.NodeID, oc.Dir, oc.Key, oc.Store, oc.Logger = n.id, filepath.Join(cfg.DataDir, RaftDir), n.key, n.store, n.log
+	// Only the network's first validator starts the ordering layer; every other node is
+	// added to it by the leader once the ledger admits it.
+	oc.Bootstrap = self.Validator && self.Height == 0
+	raftLn := n.mesh.Listen("raft")
+	oc.Transport = orderer.NewTransport(raftLn, n.log)
 	if n.ord, err = orderer.New(oc); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	closers = append(closers, func() { n.ord.Close() })
+
+	n.member = &membership{n: n, stabilize: cfg.Stabilize, kick: make(chan struct{}, 1), downSince: map[string]time.Time{}}
+	n.gossip, err = gossip.New(gossip.Config{
+		NodeID: n.id, Mesh: n.mesh, Resolve: resolveMesh(n.store), ResolveAddr: resolveMeshAddr(n.store),
+		Profile: cfg.Gossip, OnChange: n.member.wake, Logger: n.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	closers = append(closers, func() { n.gossip.Shutdown() })
+
+	n.mesh.HandleRPC("join", true, n.handleJoin)
+	n.mesh.HandleRPC("submit", false, n.handleSubmit)
+	n.mesh.Handle("logs", false, n.serveLogs)
 
 	shim := cfg.ShimBinary
 	if shim == "" {
@@ -206,7 +314,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	closers = append(closers, n.api.Close)
 	n.http = &http.Server{
 		Handler:           n.api,
-		TLSConfig:         ServerTLS(key, n.name),
+		TLSConfig:         serverTLS(n.key, n.name),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
@@ -219,8 +327,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})
-	runner := &controller.Runner{Store: n.store, IsLeader: n.ord.IsLeader, Propose: n.proposePlacements, Log: n.log, Settle: 5 * time.Millisecond}
+	runner := &controller.Runner{Store: n.store, IsLeader: n.ord.IsLeader, Alive: n.Alive, Propose: n.proposePlacements, Log: n.log, Settle: 5 * time.Millisecond}
 	n.wg.Go(func() { runner.Run(rctx) })
+	n.wg.Go(func() { n.member.run(rctx) })
+	n.wg.Go(func() { n.watchRevocations(rctx) })
+	n.wg.Go(func() { n.keepGossiping(rctx) })
 	n.wg.Go(func() {
 		if err := n.agent.Run(rctx); err != nil {
 			n.log.Error("agent stopped", "err", err)
@@ -236,19 +347,61 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.updateSelf(ctx, self); err != nil {
 		n.log.Warn("could not record this node's address and capacity", "err", err)
 	}
-	n.log.Info("node started", "network", tip.Name, "api", n.APIAddr(), "validator", self.Validator)
+	n.log.Info("node started", "network", tip.Name, "api", n.APIAddr(), "mesh", n.mesh.Addr(), "validator", self.Validator)
 	return n, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// tunnelConfig is the configuration of this node's tunnels.
+func (n *Node) tunnelConfig() tunnel.Config {
+	c := tunnel.DefaultConfig()
+	if n.cfg.Tunnel.RekeyInterval != 0 {
+		c.RekeyInterval = n.cfg.Tunnel.RekeyInterval
+	}
+	if n.cfg.Tunnel.RekeyBytes != 0 {
+		c.RekeyBytes = n.cfg.Tunnel.RekeyBytes
+	}
+	c.Key, c.NodeID, c.Peers, c.AllowUnregistered, c.Logger = n.key.Get(), n.id, n.peers, true, n.log
+	return c
+}
+
+// keepGossiping joins the gossip ring through the other nodes the ledger knows, and
+// again whenever this node finds itself alone while others exist.
+func (n *Node) keepGossiping(ctx context.Context) {
+	for {
+		nodes, err := n.store.Nodes()
+		if err == nil && len(n.gossip.Members()) < 2 && len(nodes) > 1 {
+			var others []string
+			for _, nd := range nodes {
+				if nd.ID != n.id {
+					others = append(others, nd.ID)
+				}
+			}
+			if _, err := n.gossip.Join(others); err != nil {
+				n.log.Debug("gossip join", "err", err)
+			}
+		}
+		if !ctxtime.Sleep(ctx, time.Second) {
+			return
+		}
+	}
 }
 
 // updateSelf records this node's address and capacity when they changed since it was
 // last recorded.
 func (n *Node) updateSelf(ctx context.Context, self state.Node) error {
 	info := self.NodeInfo
-	info.Addr = n.APIAddr()
+	info.Addr, info.Mesh = n.APIAddr(), n.mesh.Addr()
 	info.OS, info.Arch = runtime.GOOS, runtime.GOARCH
 	info.CPU, info.Memory = n.cfg.CPU, n.cfg.Memory
 	fillCapacity(&info)
-	if reflect.DeepEqual(info, self.NodeInfo) || !n.ord.IsLeader() {
+	if reflect.DeepEqual(info, self.NodeInfo) {
 		return nil
 	}
 	return n.propose(ctx, ledger.TxNodeUpdate, ledger.NodeUpdate{Node: info})
@@ -260,8 +413,11 @@ func (n *Node) ID() string { return n.id }
 // APIAddr is where the API listens.
 func (n *Node) APIAddr() string { return n.ln.Addr().String() }
 
-// Key is the node's identity.
-func (n *Node) Key() *identity.Key { return n.key }
+// Key is the node's identity now.
+func (n *Node) Key() *identity.Key { return n.key.Get() }
+
+// Mesh is the node's mesh.
+func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
 
 // Store implements apiserver.Backend.
 func (n *Node) Store() *state.Store { return n.store }
@@ -269,8 +425,8 @@ func (n *Node) Store() *state.Store { return n.store }
 // Agent is the node's agent.
 func (n *Node) Agent() *agent.Agent { return n.agent }
 
-// Alive implements apiserver.Backend. A network of one knows only itself.
-func (n *Node) Alive(id string) bool { return true }
+// Alive implements apiserver.Backend: gossip's view of the node.
+func (n *Node) Alive(id string) bool { return n.gossip.Alive(id) }
 
 // Leader implements apiserver.Backend.
 func (n *Node) Leader() string {
@@ -285,11 +441,14 @@ func (n *Node) LogPaths(id string) (string, string, bool) { return n.agent.LogPa
 func (n *Node) Status() api.Status {
 	tip, _, _ := n.store.Tip()
 	leader := n.Leader()
+	fp := n.key.Get().Public().Fingerprint()
+	nodes, _ := n.store.Nodes()
 	return api.Status{
 		Node: n.id, NodeName: n.name, Network: tip.Name, NetworkID: tip.Network.String(),
 		Version: version.Version, Leader: leader, IsLeader: leader == n.id,
 		Height: tip.Height, Tip: tip.Hash.String(), TipTime: tip.Time, APIAddr: n.APIAddr(),
-		CgroupLimit: n.limit,
+		MeshAddr: n.mesh.Addr(), Fingerprint: hex.EncodeToString(fp[:]),
+		CgroupLimit: n.limit, Validators: validatorSet(nodes),
 	}
 }
 
@@ -312,14 +471,18 @@ func (n *Node) Submit(ctx context.Context, txs []*ledger.Tx) ([]orderer.Result, 
 	if len(ok) == 0 {
 		return out, nil
 	}
-	res, err := n.ord.Submit(ctx, ok)
+	res, err := n.order(ctx, ok)
 	if err != nil {
 		return nil, err
 	}
+	var top uint64
 	for j, r := range res {
 		out[idx[j]] = r
+		top = max(top, r.Height)
 	}
-	return out, nil
+	// Read your writes: answer once this node's replica holds what was committed, so a
+	// client that reads from this node next sees its own change.
+	return out, n.waitHeight(ctx, top)
 }
 
 // propose signs a transaction with the node's key and orders it.
@@ -332,7 +495,7 @@ func (n *Node) propose(ctx context.Context, typ ledger.TxType, payload any) erro
 	if err != nil {
 		return err
 	}
-	if err := t.Sign(n.key); err != nil {
+	if err := t.Sign(n.key.Get()); err != nil {
 		return err
 	}
 	res, err := n.Submit(ctx, []*ledger.Tx{t})
@@ -371,21 +534,37 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		n.api.Close()
 		n.stopLoops()
-		errs = append(errs, n.ord.Close(), n.store.Close(), n.drv.Close())
+		errs = append(errs, n.gossip.Shutdown(), n.ord.Close(), n.mesh.Close(), n.store.Close(), n.drv.Close())
 	})
 	return errors.Join(errs...)
 }
 
-// ServerTLS is the API's TLS configuration: TLS 1.3 with a self-signed certificate of
-// the node's Ed25519 key, which clients pin (see client.PinKey).
+// ServerTLS is the API's TLS configuration for a node with key: TLS 1.3 with a
+// self-signed certificate of its Ed25519 key, which clients pin (see APIKeyPin).
 func ServerTLS(key *identity.Key, name string) *tls.Config {
-	cert, err := selfSigned(key, name)
+	return serverTLS(identity.NewCurrent(key), name)
+}
+
+// serverTLS is ServerTLS for a key that may rotate: the certificate follows it.
+func serverTLS(key *identity.Current, name string) *tls.Config {
+	var (
+		mu   sync.Mutex
+		cert *tls.Certificate
+		of   *identity.Key
+		cerr error
+	)
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		// Hybrid post-quantum first; X25519 stays for API clients (curl) that lack it.
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return cert, err
+			mu.Lock()
+			defer mu.Unlock()
+			if k := key.Get(); k != of {
+				cert, cerr = selfSigned(k, name)
+				of = k
+			}
+			return cert, cerr
 		},
 	}
 }

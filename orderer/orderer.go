@@ -40,8 +40,8 @@ type Config struct {
 	NodeID string
 	// Dir holds the raft log and snapshots.
 	Dir string
-	// Key signs the blocks this node proposes.
-	Key *identity.Key
+	// Key signs the blocks this node proposes (read at each block: node keys rotate).
+	Key *identity.Current
 	// Store is the state store blocks are applied to.
 	Store *state.Store
 	// Transport carries raft's messages between validators.
@@ -367,7 +367,7 @@ func (c *cutter) propose(batch []*pending) {
 	if len(txs) == 0 {
 		return
 	}
-	b, err := ledger.NewBlock(c.network, next.height, next.hash, at, txs, o.cfg.Key)
+	b, err := ledger.NewBlock(c.network, next.height, next.hash, at, txs, o.cfg.Key.Get())
 	if err != nil {
 		fail(kept, err)
 		return

@@ -61,7 +61,7 @@ func (n *net1) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.NodeID, cfg.Dir, cfg.Key, cfg.Store, cfg.Bootstrap = n.node.ID(), filepath.Join(n.dir, "raft"), n.node, st, true
+	cfg.NodeID, cfg.Dir, cfg.Key, cfg.Store, cfg.Bootstrap = n.node.ID(), filepath.Join(n.dir, "raft"), identity.NewCurrent(n.node), st, true
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	_, cfg.Transport = raft.NewInmemTransport(raft.ServerAddress(n.node.ID()))
 	ord, err := New(cfg)

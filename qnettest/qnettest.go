@@ -25,6 +25,7 @@ import (
 	"qnet.dev/qnet/examples/hello"
 	"qnet.dev/qnet/identity"
 	"qnet.dev/qnet/node"
+	"qnet.dev/qnet/tunnel"
 )
 
 // Main is the TestMain of packages that start nodes: it dispatches the shim and the
@@ -89,6 +90,11 @@ type Options struct {
 	// DataDir reuses a data dir (to restart a node); empty makes a new network.
 	DataDir string
 	Token   string
+	// Join makes the node join the network of this node (through a new join token)
+	// instead of making a network of its own.
+	Join *Node
+	// OperatorKey is the operator's key file (default: the one in DataDir).
+	OperatorKey string
 	// Configure may change the node's configuration before it starts.
 	Configure func(*node.Config)
 }
@@ -98,7 +104,19 @@ type Options struct {
 func StartNode(t testing.TB, opts Options) *Node {
 	t.Helper()
 	n := &Node{DataDir: opts.DataDir, Token: opts.Token}
-	if n.DataDir == "" {
+	var joinAddr, joinToken string
+	opKey := opts.OperatorKey
+	if opts.Join != nil {
+		n.DataDir = t.TempDir()
+		n.Token = opts.Join.Token
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		tok, _, err := opts.Join.Client.CreateToken(ctx, time.Hour, 1)
+		cancel()
+		if err != nil {
+			t.Fatalf("join token: %v", err)
+		}
+		joinAddr, joinToken, opKey = opts.Join.Mesh().Addr(), tok, opts.Join.Context.OperatorKey
+	} else if n.DataDir == "" {
 		n.DataDir = t.TempDir()
 		res, err := node.Init(node.InitOptions{DataDir: n.DataDir, Network: "test", Operator: "tester", NodeName: "node1", APIAddr: "127.0.0.1:0"})
 		if err != nil {
@@ -108,6 +126,7 @@ func StartNode(t testing.TB, opts Options) *Node {
 	}
 	n.cfg = node.DefaultConfig(n.DataDir)
 	n.cfg.APIAddr = "127.0.0.1:0"
+	n.cfg.MeshAddr = "127.0.0.1:0"
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +134,8 @@ func StartNode(t testing.TB, opts Options) *Node {
 	n.cfg.ShimBinary = exe
 	n.cfg.PathDirs = []string{BinDir(t)}
 	n.cfg.Logger = Logger(t)
+	n.cfg.Join, n.cfg.Token = joinAddr, joinToken
+	n.cfg.Stabilize = 2 * time.Second
 	if opts.Configure != nil {
 		opts.Configure(&n.cfg)
 	}
@@ -124,14 +145,14 @@ func StartNode(t testing.TB, opts Options) *Node {
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
-	key, err := identity.Load(filepath.Join(n.DataDir, node.NodeKeyFile))
-	if err != nil {
-		t.Fatal(err)
+	key := n.Key()
+	if opKey == "" {
+		opKey = filepath.Join(n.DataDir, node.OperatorKeyFile)
 	}
 	n.Context = &client.Context{
 		Server:      "https://" + n.APIAddr(),
 		Token:       n.Token,
-		OperatorKey: filepath.Join(n.DataDir, node.OperatorKeyFile),
+		OperatorKey: opKey,
 		ServerKey:   Pin(t, key),
 		Network:     "test",
 	}
@@ -171,12 +192,26 @@ func (n *Node) Stop(t testing.TB, stopDepots bool) {
 	n.Node = nil
 }
 
+// StartNetwork starts a network of size nodes in this process: the first makes it, the
+// others join it with join tokens.
+func StartNetwork(t testing.TB, size int, opts Options) []*Node {
+	t.Helper()
+	first := StartNode(t, opts)
+	nodes := []*Node{first}
+	for i := 1; i < size; i++ {
+		o := opts
+		o.Join = first
+		nodes = append(nodes, StartNode(t, o))
+	}
+	return nodes
+}
+
 // Restart stops the node, leaving its depots running, and starts it again on the same
 // data dir.
 func (n *Node) Restart(t testing.TB) *Node {
 	t.Helper()
 	n.Stop(t, false)
-	return StartNode(t, Options{DataDir: n.DataDir, Token: n.Token, Configure: func(c *node.Config) { *c = n.cfg; c.APIAddr = "127.0.0.1:0" }})
+	return StartNode(t, Options{DataDir: n.DataDir, Token: n.Token, OperatorKey: n.Context.OperatorKey, Configure: func(c *node.Config) { *c = n.cfg; c.APIAddr, c.MeshAddr = "127.0.0.1:0", "127.0.0.1:0" }})
 }
 
 // WaitFor polls cond until it holds or the timeout passes, then fails the test with what.
@@ -208,3 +243,30 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = testWriter{}
+
+// DialWithKey opens a tunnel to the node at addr (whose key fingerprint is fp) with the
+// given identity, and closes it again; it returns why the tunnel was refused, if it was.
+func DialWithKey(t testing.TB, key *identity.Key, addr string, fp [32]byte) error {
+	cfg := tunnel.DefaultConfig()
+	cfg.Key, cfg.Logger = key, Logger(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tn, err := tunnel.Dial(ctx, cfg, addr, tunnel.Expect{Fingerprint: fp})
+	if err != nil {
+		return err
+	}
+	defer tn.Close()
+	// The handshake may finish on the dialer's side just before the listener refuses:
+	// a stream shows whether the tunnel really stands.
+	conn, err := tn.Open(ctx)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	select {
+	case <-tn.Done():
+		return tn.Err()
+	case <-time.After(0):
+	}
+	return nil
+}

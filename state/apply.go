@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -76,6 +77,48 @@ func (v chainView) TxHeight(id ledger.Hash) (uint64, bool) {
 		return 0, false
 	}
 	return r.Height, true
+}
+
+// Keys implements ledger.Registry.
+func (v chainView) Keys() ([]ledger.KeyInfo, error) {
+	var out []ledger.KeyInfo
+	err := v.tx.Bucket(bucketKeys).ForEach(func(k, raw []byte) error {
+		ck, err := v.s.key(string(k), raw)
+		if err != nil {
+			return err
+		}
+		out = append(out, ck.info)
+		return nil
+	})
+	return out, err
+}
+
+// PutKey implements ledger.Registry.
+func (v chainView) PutKey(k ledger.KeyInfo) error {
+	return putJSON(v.tx.Bucket(bucketKeys), []byte(k.ID), k)
+}
+
+// DeleteKey implements ledger.Registry. The key is remembered as revoked, so a node
+// can refuse it outright (not only as unknown).
+func (v chainView) DeleteKey(id string) error {
+	if info, _, ok := v.Key(id); ok {
+		if err := putJSON(v.tx.Bucket(bucketRevoked), info.Public.Ed25519, info); err != nil {
+			return err
+		}
+	}
+	return v.tx.Bucket(bucketKeys).Delete([]byte(id))
+}
+
+// Token implements ledger.Registry.
+func (v chainView) Token(id string) (ledger.Token, bool, error) {
+	var t ledger.Token
+	ok, err := getJSON(v.tx.Bucket(bucketTokens), []byte(id), &t)
+	return t, ok, err
+}
+
+// PutToken implements ledger.Registry.
+func (v chainView) PutToken(t ledger.Token) error {
+	return putJSON(v.tx.Bucket(bucketTokens), []byte(t.ID), t)
 }
 
 // cachedKey is a decoded key record and its parsed verifier.
@@ -154,7 +197,32 @@ func (s *Store) ApplyBlock(data []byte, index uint64) (*Applied, error) {
 			return nil
 		}
 		view := chainView{s, tx}
-		_, _, _, started := view.Tip()
+		tipHeight, _, _, started := view.Tip()
+		if started && b.Height <= tipHeight {
+			// A block this store has already (a node that caught up from a peer before
+			// raft sent it the same block): nothing to do if it is the same block.
+			stored := tx.Bucket(bucketBlocks).Get(be64(b.Height))
+			if stored == nil {
+				return fmt.Errorf("%w: block %d is missing from the store", ErrCorrupt, b.Height)
+			}
+			have, err := ledger.DecodeBlock(stored)
+			if err != nil {
+				return err
+			}
+			if have.Hash != b.Hash {
+				return fmt.Errorf("%w: block %d is %s here but %s was ordered", ledger.ErrBadChain, b.Height, have.Hash.Short(), b.Hash.Short())
+			}
+			res = &Applied{Height: b.Height, Hash: b.Hash, Results: make([]string, len(b.Txs))}
+			for i, t := range b.Txs {
+				var r TxRecord
+				getJSON(tx.Bucket(bucketTxs), idKey(t.ID()), &r)
+				res.Results[i] = r.Error
+			}
+			if index != 0 {
+				return meta.Put(keyApplied, be64(index))
+			}
+			return nil
+		}
 		network := b.Network
 		if !started {
 			if _, err := ledger.CheckGenesis(b); err != nil {
@@ -213,9 +281,10 @@ func idKey(h ledger.Hash) []byte { return append([]byte(nil), h[:]...) }
 
 // applier applies the transactions of one block inside its bbolt transaction.
 type applier struct {
-	view   chainView
-	block  *ledger.Block
-	events []Event
+	view       chainView
+	block      *ledger.Block
+	events     []Event
+	signerInfo ledger.KeyInfo
 }
 
 func (a *applier) bucket(name []byte) *bolt.Bucket { return a.view.tx.Bucket(name) }
@@ -230,21 +299,10 @@ func (a *applier) signer(t *ledger.Tx) ledger.KeyInfo {
 }
 
 func (a *applier) apply(t *ledger.Tx) error {
-	changes, err := ledger.KeyChanges(t)
-	if err != nil {
+	// The signer as it was before this transaction (a rotation replaces its key).
+	a.signerInfo = a.signer(t)
+	if err := ledger.ApplyRegistry(a.view, t, a.block.Time); err != nil {
 		return err
-	}
-	for _, c := range changes {
-		if c.Put != nil {
-			if err := putJSON(a.bucket(bucketKeys), []byte(c.Put.ID), c.Put); err != nil {
-				return err
-			}
-		}
-		if c.Revoke != "" {
-			if err := a.bucket(bucketKeys).Delete([]byte(c.Revoke)); err != nil {
-				return err
-			}
-		}
 	}
 	switch t.Type {
 	case ledger.TxGenesis:
@@ -259,8 +317,86 @@ func (a *applier) apply(t *ledger.Tx) error {
 		return a.depotStatus(t)
 	case ledger.TxNodeUpdate:
 		return a.nodeUpdate(t)
+	case ledger.TxTokenCreate:
+		a.event("token.created", "", "", "", fmt.Sprintf("join token created by %s", a.signerInfo.Owner))
+		return nil
+	case ledger.TxNodeJoin:
+		return a.nodeJoin(t)
+	case ledger.TxNodeRemove:
+		return a.nodeRemove(t)
+	case ledger.TxNodeRotate:
+		return a.nodeRotate(t)
+	case ledger.TxValidators:
+		return a.validators(t)
 	}
 	return fmt.Errorf("no state change is defined for %s", t.Type)
+}
+
+func (a *applier) nodeJoin(t *ledger.Tx) error {
+	var p ledger.NodeJoin
+	if err := t.Decode(&p); err != nil {
+		return err
+	}
+	rec := Node{NodeInfo: p.Node, Joined: a.block.Time, Height: a.block.Height}
+	if err := putJSON(a.bucket(bucketNodes), []byte(p.Node.ID), rec); err != nil {
+		return err
+	}
+	a.event("node.joined", "", "", p.Node.ID, fmt.Sprintf("node %s (%s) joined, admitted by %s", p.Node.Name, p.Node.ID, a.signerInfo.Owner))
+	return nil
+}
+
+func (a *applier) nodeRemove(t *ledger.Tx) error {
+	var p ledger.NodeRemove
+	if err := t.Decode(&p); err != nil {
+		return err
+	}
+	if err := a.bucket(bucketNodes).Delete([]byte(p.Node)); err != nil {
+		return err
+	}
+	a.event("node.removed", "", "", p.Node, fmt.Sprintf("node %s removed by %s; its keys are revoked", p.Node, a.signerInfo.Owner))
+	return nil
+}
+
+func (a *applier) nodeRotate(t *ledger.Tx) error {
+	var p ledger.NodeRotate
+	if err := t.Decode(&p); err != nil {
+		return err
+	}
+	nb := a.bucket(bucketNodes)
+	var n Node
+	if ok, err := getJSON(nb, []byte(p.Node), &n); err != nil || !ok {
+		return fmt.Errorf("node %s not found", p.Node)
+	}
+	n.Key = p.Key
+	if err := putJSON(nb, []byte(p.Node), n); err != nil {
+		return err
+	}
+	a.event("node.rotated", "", "", p.Node, fmt.Sprintf("node %s rotated its keys: %s replaces %s", p.Node, p.Key.ID(), t.Signer))
+	return nil
+}
+
+func (a *applier) validators(t *ledger.Tx) error {
+	var p ledger.ValidatorsSet
+	if err := t.Decode(&p); err != nil {
+		return err
+	}
+	nb := a.bucket(bucketNodes)
+	err := nb.ForEach(func(k, v []byte) error {
+		var n Node
+		if err := json.Unmarshal(v, &n); err != nil {
+			return err
+		}
+		if want := slices.Contains(p.Validators, n.ID); n.Validator != want {
+			n.Validator = want
+			return putJSON(nb, k, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.event("validators.set", "", "", "", fmt.Sprintf("validators are now %v", p.Validators))
+	return nil
 }
 
 func (a *applier) genesis(t *ledger.Tx) error {
@@ -459,7 +595,9 @@ func checkPlacement(v chainView, signer ledger.KeyInfo, p *ledger.PlacementSet) 
 	if !signer.Validator {
 		return fmt.Errorf("placements are decided by validators; node %s is not one", signer.Owner)
 	}
-	ids := map[string]bool{}
+	ids := make(map[string]bool, len(p.Add))
+	// A set places many depots of few services: decode each service's record once.
+	revisions := map[string]uint64{}
 	for _, pl := range p.Add {
 		if pl.ID == "" || ids[pl.ID] {
 			return fmt.Errorf("placement ID %q is empty or repeated", pl.ID)
@@ -468,11 +606,16 @@ func checkPlacement(v chainView, signer ledger.KeyInfo, p *ledger.PlacementSet) 
 		if v.tx.Bucket(bucketPlacements).Get([]byte(pl.ID)) != nil {
 			return fmt.Errorf("depot %s is already placed", pl.ID)
 		}
-		var svc Service
-		if ok, err := getJSON(v.tx.Bucket(bucketServices), []byte(pl.Service), &svc); !ok || err != nil {
-			return fmt.Errorf("depot %s: service %q not found", pl.ID, pl.Service)
+		rev, known := revisions[pl.Service]
+		if !known {
+			var svc Service
+			if ok, err := getJSON(v.tx.Bucket(bucketServices), []byte(pl.Service), &svc); !ok || err != nil {
+				return fmt.Errorf("depot %s: service %q not found", pl.ID, pl.Service)
+			}
+			rev = svc.Revision
+			revisions[pl.Service] = rev
 		}
-		if pl.Revision == 0 || pl.Revision > svc.Revision {
+		if pl.Revision == 0 || pl.Revision > rev {
 			return fmt.Errorf("depot %s: service %s has no revision %d", pl.ID, pl.Service, pl.Revision)
 		}
 		if v.tx.Bucket(bucketNodes).Get([]byte(pl.Node)) == nil {

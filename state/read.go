@@ -160,3 +160,42 @@ func (s *Store) Node(id string) (Node, bool, error) { return get[Node](s, bucket
 
 // Operators returns all operators.
 func (s *Store) Operators() ([]Operator, error) { return list[Operator](s, bucketOperators, nil) }
+
+// Keys returns every registered key.
+func (s *Store) Keys() ([]ledger.KeyInfo, error) {
+	var out []ledger.KeyInfo
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		out, err = chainView{s, tx}.Keys()
+		return err
+	})
+	return out, err
+}
+
+// Token returns a join token.
+func (s *Store) Token(id string) (ledger.Token, bool, error) {
+	return get[ledger.Token](s, bucketTokens, id)
+}
+
+// Tokens returns every join token.
+func (s *Store) Tokens() ([]ledger.Token, error) { return list[ledger.Token](s, bucketTokens, nil) }
+
+// Key returns a registered key.
+func (s *Store) Key(id string) (info ledger.KeyInfo, ok bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		info, _, ok = chainView{s, tx}.Key(id)
+		return nil
+	})
+	return info, ok, err
+}
+
+// Revoked reports whether a node's Ed25519 key was revoked (its node removed, or its
+// keys rotated).
+func (s *Store) Revoked(ed25519 []byte) bool {
+	found := false
+	s.view(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketRevoked).Get(ed25519) != nil
+		return nil
+	})
+	return found
+}

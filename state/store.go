@@ -25,9 +25,11 @@ var (
 	bucketServices   = []byte("services")
 	bucketRevisions  = []byte("revisions")
 	bucketPlacements = []byte("placements")
+	bucketTokens     = []byte("tokens")
+	bucketRevoked    = []byte("revoked")
 
 	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketTxs, bucketKeys, bucketOperators,
-		bucketNodes, bucketServices, bucketRevisions, bucketPlacements}
+		bucketNodes, bucketServices, bucketRevisions, bucketPlacements, bucketTokens, bucketRevoked}
 
 	keyTip     = []byte("tip")
 	keyApplied = []byte("applied")

@@ -1,0 +1,183 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"qnet.dev/qnet/controller"
+	"qnet.dev/qnet/ledger"
+	"qnet.dev/qnet/state"
+)
+
+// membership runs on the ordering leader: it keeps every node of the ledger in the
+// ordering layer (as a follower of the chain), picks 1, 3 or 5 validators among the live
+// nodes, and replaces a validator that stayed down longer than the stabilisation time.
+type membership struct {
+	n         *Node
+	stabilize time.Duration
+	kick      chan struct{}
+
+	mu        sync.Mutex
+	downSince map[string]time.Time
+}
+
+func (m *membership) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *membership) run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		_, changed := m.n.store.Watch()
+		if m.n.ord.IsLeader() {
+			if err := m.once(ctx); err != nil && ctx.Err() == nil {
+				m.n.log.Warn("membership change failed", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-m.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *membership) once(ctx context.Context) error {
+	r := m.n.ord.Raft()
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	servers := map[string]raft.Server{}
+	for _, s := range f.Configuration().Servers {
+		servers[string(s.ID)] = s
+	}
+	nodes, err := m.n.store.Nodes()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	in := controller.MembershipInput{Leader: m.n.id, Now: now, Stabilize: m.stabilize}
+	onLedger := map[string]bool{}
+	m.mu.Lock()
+	for _, nd := range nodes {
+		onLedger[nd.ID] = true
+		s, inRaft := servers[nd.ID]
+		alive := m.n.Alive(nd.ID)
+		if alive {
+			delete(m.downSince, nd.ID)
+		} else if _, ok := m.downSince[nd.ID]; !ok {
+			m.downSince[nd.ID] = now
+		}
+		in.Members = append(in.Members, controller.Member{
+			ID: nd.ID, InRaft: inRaft, Voter: inRaft && s.Suffrage == raft.Voter, Validator: nd.Validator,
+			Alive: alive, DownSince: m.downSince[nd.ID], Joined: nd.Joined,
+		})
+	}
+	m.mu.Unlock()
+	for id := range servers {
+		if !onLedger[id] {
+			in.Gone = append(in.Gone, id)
+		}
+	}
+	slices.Sort(in.Gone)
+	plan := controller.Membership(in)
+	current := validatorSet(nodes)
+	if plan.Empty() && slices.Equal(plan.Validators, current) {
+		return nil
+	}
+	m.n.log.Info("membership", "add", plan.AddNonvoters, "promote", plan.Promote, "demote", plan.Demote, "remove", plan.Remove, "validators", plan.Validators)
+	const timeout = 10 * time.Second
+	for _, id := range plan.AddNonvoters {
+		if err := r.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), 0, timeout).Error(); err != nil {
+			return fmt.Errorf("add follower %s: %w", id, err)
+		}
+	}
+	// New validators are recorded on the ledger before they get a vote, so any voter
+	// that becomes leader proposes blocks the chain accepts.
+	if len(plan.Promote) > 0 {
+		grown := append(slices.Clone(current), plan.Promote...)
+		slices.Sort(grown)
+		if err := m.setValidators(ctx, grown); err != nil {
+			return err
+		}
+		for _, id := range plan.Promote {
+			if err := r.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, timeout).Error(); err != nil {
+				return fmt.Errorf("promote %s: %w", id, err)
+			}
+		}
+	}
+	for _, id := range plan.Remove {
+		if err := r.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
+			return fmt.Errorf("remove %s: %w", id, err)
+		}
+	}
+	for _, id := range plan.Demote {
+		if err := r.DemoteVoter(raft.ServerID(id), 0, timeout).Error(); err != nil {
+			return fmt.Errorf("demote %s: %w", id, err)
+		}
+	}
+	// Validators that lost their vote stop being validators last.
+	if !slices.Equal(plan.Validators, current) && len(plan.Validators) > 0 {
+		return m.setValidators(ctx, plan.Validators)
+	}
+	return nil
+}
+
+func (m *membership) setValidators(ctx context.Context, ids []string) error {
+	if err := m.n.propose(ctx, ledger.TxValidators, ledger.ValidatorsSet{Validators: ids}); err != nil {
+		return fmt.Errorf("record validators %v: %w", ids, err)
+	}
+	return nil
+}
+
+func validatorSet(nodes []state.Node) []string {
+	var out []string
+	for _, nd := range nodes {
+		if nd.Validator {
+			out = append(out, nd.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// watchRevocations closes the tunnels of nodes whose keys were revoked or rotated, the
+// moment the block that did it is applied.
+func (n *Node) watchRevocations(ctx context.Context) {
+	evs := make(chan []state.Event, 64)
+	cancel := n.store.Subscribe(func(e []state.Event) {
+		select {
+		case evs <- e:
+		default:
+		}
+	})
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case batch := <-evs:
+			for _, e := range batch {
+				switch e.Kind {
+				case "node.removed", "node.rotated":
+					if e.Node == n.id && e.Kind == "node.removed" {
+						n.log.Error("this node was removed from the network; its keys are refused")
+					}
+					n.mesh.CloseNode(e.Node)
+				}
+			}
+		}
+	}
+}
