@@ -249,3 +249,55 @@ func TestRotateKeys(t *testing.T) {
 
 var _ = errors.Is
 var _ = ledger.ErrReplay
+
+// TestFailoverAndReturn: a node whose agent dies has its depots placed on the other
+// nodes; when it comes back it stops what was moved away, so no more replicas run than
+// the service asks for.
+func TestFailoverAndReturn(t *testing.T) {
+	nodes := qnettest.StartNetwork(t, 3, qnettest.Options{})
+	ctx := context.Background()
+	if _, err := nodes[0].Client.Apply(ctx, helloService(t, 6, "")); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, nodes[0], "hello")
+	ids := []string{nodes[0].ID(), nodes[1].ID(), nodes[2].ID()}
+	leader := status(t, nodes[0]).Leader
+	var victim *qnettest.Node
+	var rest []*qnettest.Node
+	for _, n := range nodes {
+		if victim == nil && n.ID() != leader {
+			victim = n
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	victimID := victim.ID()
+	onVictim := len(victim.Agent().Depots())
+	if onVictim == 0 {
+		t.Fatalf("spread put nothing on node %s", victimID)
+	}
+	// The agent dies; its depots go on running, as after a crash of the agent alone.
+	victim.Stop(t, false)
+	qnettest.WaitFor(t, 30*time.Second, "all six replicas ready on the live nodes", func() bool {
+		ds, err := rest[0].Client.Depots(ctx, "hello")
+		if err != nil {
+			return false
+		}
+		ready := 0
+		for _, d := range ds {
+			if d.Node == victimID {
+				return false
+			}
+			if d.Status.Ready {
+				ready++
+			}
+		}
+		return ready == 6 && len(ds) == 6
+	})
+	// It comes back: its old depots have no placement any more and are stopped.
+	back := victim.Restart(t)
+	qnettest.WaitFor(t, 30*time.Second, "the returning node to stop what moved away", func() bool {
+		return len(back.Agent().Depots()) == 0 && countProcs(t, "example-hello", ids...) == 6
+	})
+	sameChain(t, append(rest, back))
+}

@@ -249,15 +249,15 @@ func TestAgentRestartAdoptsDepots(t *testing.T) {
 		}
 	}
 	// Count the hello processes: exactly two.
-	if got := countProcs(t, "example-hello"); got != 2 {
+	if got := countProcs(t, "example-hello", n.ID()); got != 2 {
 		t.Fatalf("%d example-hello processes run, want 2", got)
 	}
 }
 
-// countProcs counts processes of this test binary running the given mode.
-func countProcs(t *testing.T, mode string) int {
+// countProcs counts the example-hello processes of depots of the given nodes (by the
+// QNET_NODE their agent gave them), so tests running beside this one do not count.
+func countProcs(t *testing.T, mode string, nodes ...string) int {
 	t.Helper()
-	exe, _ := os.Executable()
 	entries, _ := os.ReadDir("/proc")
 	n := 0
 	for _, e := range entries {
@@ -266,10 +266,19 @@ func countProcs(t *testing.T, mode string) int {
 			continue
 		}
 		args := strings.Split(string(cmd), "\x00")
-		if len(args) > 1 && args[1] == mode && strings.HasPrefix(filepath.Base(args[0]), "qnet") {
-			n++
+		if len(args) < 2 || args[1] != mode {
+			continue
 		}
-		_ = exe
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, id := range nodes {
+			if strings.Contains("\x00"+string(env), "\x00QNET_NODE="+id+"\x00") {
+				n++
+				break
+			}
+		}
 	}
 	return n
 }
