@@ -15,12 +15,13 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 
-test: vet
+test: vet cross
 	$(GO) test -count=1 -timeout 25m ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./bench/...
 
+# The binary builds for the six platforms QNet supports (exec and wasm depots run on all).
 cross:
 	for os in linux darwin freebsd; do for arch in amd64 arm64; do \
 		GOOS=$$os GOARCH=$$arch $(GO) build -o /dev/null ./cmd/qnet || exit 1; done; done

@@ -84,7 +84,7 @@ file (--config, default ~/.qnet/config.yaml); qnet init and qnet dev write one.`
 			root.AddCommand(c)
 		}
 	}
-	add("node", a.initCmd(), a.agentCmd(), a.devCmd())
+	add("node", a.initCmd(), a.agentCmd(), a.devCmd(), a.testnetCmd())
 	add("operate", a.applyCmd(), a.getCmd(), a.describeCmd(), a.logsCmd(), a.deleteCmd(),
 		a.eventsCmd(), a.ledgerCmd(), a.manifestCmd(), a.tokenCmd(), a.nodeCmd())
 	add("other", a.contextCmd(), a.versionCmd(), a.completionCmd(root))

@@ -96,6 +96,13 @@ func New(cfg Config) (*Gossip, error) {
 		return nil, fmt.Errorf("gossip: profile %q: want lan or wan", cfg.Profile)
 	}
 	mc.Name = cfg.NodeID
+	// A node that comes back at another mesh address (restarted with another port, or
+	// moved to another network) is the same node: the tunnels prove who it is and the
+	// transport finds it by name, so the address memberlist keeps says nothing about
+	// identity. Without this, memberlist refuses the returning node as a conflicting
+	// address until it reaps the dead entry (GossipToTheDeadTime, then a push-pull):
+	// the node counted dead for about a minute while it runs.
+	mc.DeadNodeReclaimTime = time.Nanosecond
 	mc.Transport = g.tr
 	mc.AdvertiseAddr, mc.AdvertisePort = host, port
 	mc.Events = &events{g: g, onChange: cfg.OnChange}

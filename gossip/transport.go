@@ -180,7 +180,12 @@ func readPacket(r io.Reader) ([]byte, error) {
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("truncated gossip packet: %w", err)
+		// io.EOF means a clean end of the stream, between packets; a packet cut short
+		// after its length is not one.
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("truncated gossip packet of %d bytes: %w", n, err)
 	}
 	return buf, nil
 }

@@ -114,3 +114,6 @@ func workloadAttr() *syscall.SysProcAttr {
 // selfExe is the binary to run the exec stage from: the very file this shim runs, even
 // if the qnet binary on disk was replaced since.
 func selfExe(bundle.Launch) string { return "/proc/self/exe" }
+
+// redirect makes fd to a copy of fd from.
+func redirect(from, to int) error { return unix.Dup3(from, to, 0) }

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package shim
 
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os/exec"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"qnet.dev/qnet/cgroup"
 	"qnet.dev/qnet/driver/exec/internal/bundle"
@@ -41,3 +43,6 @@ func workloadAttr() *syscall.SysProcAttr {
 // selfExe is the shim binary as the agent named it. The exec stage is only used with
 // cgroups, so on these systems it does not run.
 func selfExe(l bundle.Launch) string { return l.Self[0] }
+
+// redirect makes fd to a copy of fd from.
+func redirect(from, to int) error { return unix.Dup2(from, to) }

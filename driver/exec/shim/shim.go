@@ -86,8 +86,8 @@ func warm() int {
 	}
 	// Until now output went nowhere; from here it goes to the depot's shim log.
 	if f, err := os.OpenFile(filepath.Join(l.Dir, bundle.ShimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
-		syscall.Dup3(int(f.Fd()), 1, 0)
-		syscall.Dup3(int(f.Fd()), 2, 0)
+		redirect(int(f.Fd()), 1)
+		redirect(int(f.Fd()), 2)
 		f.Close()
 	}
 	return supervise(l.Dir, &l)
