@@ -28,8 +28,12 @@ type Config struct {
 	// NodeID is this node; the agent runs the placements on it.
 	NodeID string
 	Store  *state.Store
-	Driver driver.Driver
-	Ports  *portalloc.Allocator
+	// Drivers run depots, by kind ("exec", "image", "wasm").
+	Drivers map[string]driver.Driver
+	// Prepare, when set, makes sure what a depot needs is on this node before its
+	// driver starts it (an image or module is fetched from peers).
+	Prepare func(ctx context.Context, s driver.Spec) error
+	Ports   *portalloc.Allocator
 	// Report submits a batch of status changes to the ledger, signed by this node.
 	Report func(ctx context.Context, changes []ledger.DepotStatus) error
 	// Host is the address depots are reached at on this node.
@@ -60,8 +64,8 @@ func DefaultConfig() Config {
 // Validate refuses a configuration that cannot work.
 func (c *Config) Validate() error {
 	switch {
-	case c.NodeID == "" || c.Store == nil || c.Driver == nil || c.Ports == nil || c.Report == nil:
-		return errors.New("agent: NodeID, Store, Driver, Ports and Report are required")
+	case c.NodeID == "" || c.Store == nil || len(c.Drivers) == 0 || c.Ports == nil || c.Report == nil:
+		return errors.New("agent: NodeID, Store, Drivers, Ports and Report are required")
 	case c.ReportInterval <= 0 || c.StopGrace <= 0:
 		return errors.New("agent: ReportInterval and StopGrace must be positive")
 	case c.Log == nil:
@@ -104,9 +108,13 @@ func New(cfg Config) (*Agent, error) {
 // node in line with the placements until ctx ends. When it ends, depots keep running
 // (the next agent adopts them) unless Shutdown stopped them first.
 func (a *Agent) Run(ctx context.Context) error {
-	handles, err := a.cfg.Driver.Recover(ctx)
-	if err != nil {
-		return fmt.Errorf("agent: recover depots: %w", err)
+	var handles []driver.Handle
+	for _, kind := range slices.Sorted(maps.Keys(a.cfg.Drivers)) {
+		hs, err := a.cfg.Drivers[kind].Recover(ctx)
+		if err != nil {
+			return fmt.Errorf("agent: recover %s depots: %w", kind, err)
+		}
+		handles = append(handles, hs...)
 	}
 	a.mu.Lock()
 	for _, h := range handles {
@@ -259,7 +267,7 @@ func (a *Agent) LogPaths(id string) (stdout, stderr string, ok bool) {
 	a.mu.Lock()
 	_, running := a.depots[id]
 	a.mu.Unlock()
-	stdout, stderr = a.cfg.Driver.Logs(id)
+	stdout, stderr = a.logs(id)
 	if !running {
 		if _, err := os.Stat(stdout); err != nil {
 			return "", "", false
@@ -349,3 +357,27 @@ func (a *Agent) pathEnv() string {
 	}
 	return p
 }
+
+// logs finds a depot's log files with the driver that ran it.
+func (a *Agent) logs(id string) (stdout, stderr string) {
+	for _, kind := range slices.Sorted(maps.Keys(a.cfg.Drivers)) {
+		o, e := a.cfg.Drivers[kind].Logs(id)
+		if _, err := os.Stat(o); err == nil {
+			return o, e
+		}
+	}
+	return a.cfg.Drivers[manifestExec].Logs(id)
+}
+
+// remove deletes a depot's runtime state with whichever driver knows it.
+func (a *Agent) remove(id string) error {
+	var errs []error
+	for _, drv := range a.cfg.Drivers {
+		if err := drv.Remove(id); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+const manifestExec = "exec"

@@ -124,8 +124,16 @@ func (d *depot) run(ctx context.Context) {
 				err = d.refreshPorts()
 			}
 			first = false
+			var drv driver.Driver
 			if err == nil {
-				h, err = d.a.cfg.Driver.Start(ctx, d.driverSpec())
+				drv, err = d.driver()
+			}
+			if err == nil && d.a.cfg.Prepare != nil {
+				d.set(func(st *ledger.DepotStatus) { st.Reason = "preparing the depot (fetching it from peers if needed)" })
+				err = d.a.cfg.Prepare(ctx, d.driverSpec())
+			}
+			if err == nil {
+				h, err = drv.Start(ctx, d.driverSpec())
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -204,7 +212,7 @@ func (d *depot) cleanup(ctx context.Context, h driver.Handle) {
 			d.a.log.Warn("stop depot", "depot", d.id, "err", err)
 		}
 	}
-	if err := d.a.cfg.Driver.Remove(d.id); err != nil {
+	if err := d.a.remove(d.id); err != nil {
 		d.a.log.Warn("remove depot", "depot", d.id, "err", err)
 	}
 	d.mu.Lock()
@@ -295,7 +303,10 @@ func (d *depot) monitor(ctx context.Context, wg *sync.WaitGroup, kind health.Kin
 // healthTarget says where the depot's probes reach it.
 func (d *depot) healthTarget() health.Target {
 	ports := d.portsCopy()
-	t := health.Target{Host: d.a.cfg.Host, Ports: ports, ServicePorts: map[int]int{}, Env: d.env(), Dir: d.spec().Depot.Exec.WorkingDir}
+	t := health.Target{Host: d.a.cfg.Host, Ports: ports, ServicePorts: map[int]int{}, Env: d.env()}
+	if e := d.spec().Depot.Exec; e != nil {
+		t.Dir = e.WorkingDir
+	}
 	for i, p := range d.spec().Ports {
 		t.ServicePorts[p.Port] = ports[p.Name]
 		if i == 0 {
@@ -414,23 +425,53 @@ func envName(s string) string {
 	return strings.ToUpper(strings.ReplaceAll(s, "-", "_"))
 }
 
+// driverSpec is what the depot's driver starts: the program, or the image or module,
+// with the depot's environment, limits and ports.
 func (d *depot) driverSpec() driver.Spec {
 	spec := d.spec()
 	portsJSON, _ := json.Marshal(d.portsCopy())
-	return driver.Spec{
-		ID:      d.id,
-		Command: spec.Depot.Exec.Command,
-		Args:    spec.Depot.Exec.Args,
-		Env:     d.env(),
-		Dir:     spec.Depot.Exec.WorkingDir,
-		CPU:     int64(spec.Resources.CPU),
-		Memory:  int64(spec.Resources.Memory),
+	s := driver.Spec{
+		ID:     d.id,
+		Env:    d.env(),
+		CPU:    int64(spec.Resources.CPU),
+		Memory: int64(spec.Resources.Memory),
 		Meta: map[string]string{
 			metaPorts:  string(portsJSON),
 			"service":  d.placement.Service,
 			"revision": strconv.FormatUint(d.placement.Revision, 10),
+			"kind":     spec.Depot.Kind(),
 		},
 	}
+	switch dp := spec.Depot; {
+	case dp.Exec != nil:
+		s.Command, s.Args, s.Dir = dp.Exec.Command, dp.Exec.Args, dp.Exec.WorkingDir
+	case dp.Image != nil:
+		s.Image = &driver.ImageSpec{
+			Digest: dp.Image.Digest, Command: dp.Image.Command, Args: dp.Image.Args,
+			WorkingDir: dp.Image.WorkingDir, User: dp.Image.User, ReadOnlyRoot: dp.Image.ReadOnlyRoot,
+		}
+		s.Command = "image:" + dp.Image.Digest
+	case dp.Wasm != nil:
+		s.Wasm = &driver.WasmSpec{Digest: dp.Wasm.Digest, Args: dp.Wasm.Args}
+		s.Command = "wasm:" + dp.Wasm.Digest
+	}
+	for _, p := range spec.Ports {
+		if s.Ports == nil {
+			s.Ports = map[string]driver.PortMapping{}
+		}
+		s.Ports[p.Name] = driver.PortMapping{Host: d.portsCopy()[p.Name], Container: p.Port, Protocol: p.Protocol}
+	}
+	return s
+}
+
+// driver returns the driver of the depot's kind on this node.
+func (d *depot) driver() (driver.Driver, error) {
+	kind := d.spec().Depot.Kind()
+	drv, ok := d.a.cfg.Drivers[kind]
+	if !ok {
+		return nil, fmt.Errorf("this node has no driver for %s depots", kind)
+	}
+	return drv, nil
 }
 
 func shouldRestart(p manifest.RestartPolicy, exit driver.ExitStatus, killedFor string) bool {

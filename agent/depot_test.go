@@ -124,7 +124,8 @@ func testAgent(t *testing.T, drv driver.Driver) *Agent {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.NodeID, cfg.Host, cfg.Driver, cfg.Ports = "node-1", "10.0.0.7", drv, ports
+	cfg.NodeID, cfg.Host, cfg.Ports = "node-1", "10.0.0.7", ports
+	cfg.Drivers = map[string]driver.Driver{"exec": drv}
 	cfg.PathDirs = []string{"/opt/qnet/bin", "/opt/tools"}
 	cfg.Log = slog.New(slog.DiscardHandler)
 	return &Agent{cfg: cfg, log: cfg.Log, depots: map[string]*depot{}, dirty: map[string]ledger.DepotStatus{}, kick: make(chan struct{}, 1)}

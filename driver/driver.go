@@ -42,10 +42,42 @@ type Spec struct {
 	// LogMaxFiles is how many rotated files are kept per stream (0 means
 	// DefaultLogMaxFiles; use NoRotatedLogs to keep none).
 	LogMaxFiles int `json:"logMaxFiles,omitempty"`
+	// Image, for the oci driver, is the image to run and how; Command then only names it.
+	Image *ImageSpec `json:"image,omitempty"`
+	// Wasm, for the wasm driver, is the module to run.
+	Wasm *WasmSpec `json:"wasm,omitempty"`
+	// Ports maps the depot's port names to the node's host port and the port the
+	// workload listens on (the same for exec depots; a container's own port for oci).
+	Ports map[string]PortMapping `json:"ports,omitempty"`
 	// Meta is the agent's own small, non-secret data about the depot (its ports, its
 	// service and revision). Drivers store it with the depot and return it unchanged
 	// with recovered handles, so a restarted agent knows what it had started.
 	Meta map[string]string `json:"meta,omitempty"`
+}
+
+// ImageSpec is an OCI image depot: the image (by manifest digest in the node's depot
+// store) and what overrides its configuration.
+type ImageSpec struct {
+	Digest       string   `json:"digest"`
+	Command      []string `json:"command,omitempty"`
+	Args         []string `json:"args,omitempty"`
+	WorkingDir   string   `json:"workingDir,omitempty"`
+	User         string   `json:"user,omitempty"`
+	ReadOnlyRoot bool     `json:"readOnlyRoot,omitempty"`
+}
+
+// WasmSpec is a WebAssembly depot: the module (by digest in the node's depot store) and
+// its arguments.
+type WasmSpec struct {
+	Digest string   `json:"digest"`
+	Args   []string `json:"args,omitempty"`
+}
+
+// PortMapping makes a workload's port reachable on the node.
+type PortMapping struct {
+	Host      int    `json:"host"`
+	Container int    `json:"container"`
+	Protocol  string `json:"protocol,omitempty"`
 }
 
 // Log defaults, applied by WithDefaults.

@@ -309,7 +309,19 @@ func TestTestnet(t *testing.T) {
 // depot, on the node the depot names, with the PID the ledger records, and no other.
 func waitReplicas(t *testing.T, tn *testnet, via, want int, avoid []string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, fmt.Sprintf("%d ready replicas, each run once", want), func() (bool, string) {
+	began, last := time.Now(), ""
+	defer func() {
+		// A slow wait says what it waited on, for the record of how long failover takes.
+		if d := time.Since(began); d > 15*time.Second {
+			t.Logf("waited %s for %d ready replicas; until then: %s", d.Round(time.Millisecond), want, last)
+		}
+	}()
+	waitFor(t, timeout, fmt.Sprintf("%d ready replicas, each run once", want), func() (ok bool, why string) {
+		defer func() {
+			if !ok {
+				last = why
+			}
+		}()
 		ds, err := tn.depots(via)
 		if err != nil {
 			return false, err.Error()

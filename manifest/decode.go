@@ -872,11 +872,100 @@ func (d *docDecoder) spec(n ast.Node, path string, sp *Spec) {
 }
 
 func (d *docDecoder) depot(n ast.Node, path string, dp *Depot) {
-	d.object(n, path, "a mapping with exactly one depot kind, like {exec: {command: ./bin/web}}", []field{
+	d.object(n, path, "a mapping with exactly one of exec, image or wasm, like {image: registry.local/web:1.2}", []field{
 		{name: "exec", dec: func(n ast.Node, p string) { dp.Exec = d.execDepot(n, p) }},
-		{name: "image", notYet: "OCI image depots are not supported yet; only exec is supported for now, e.g. exec: {command: ./bin/web}"},
-		{name: "wasm", notYet: "WebAssembly depots are not supported yet; only exec is supported for now, e.g. exec: {command: ./bin/web}"},
+		{name: "image", dec: func(n ast.Node, p string) { dp.Image = d.imageDepot(n, p) }},
+		{name: "wasm", dec: func(n ast.Node, p string) { dp.Wasm = d.wasmDepot(n, p) }},
 	})
+}
+
+// depotForm resolves the value of a depot kind that may be written short, as just its
+// reference. It returns the mapping to decode field by field (nil when there is none) and
+// whether the depot is present at all; for the short form, short receives the text.
+func (d *docDecoder) depotForm(n ast.Node, path, refField, want string, short *string) (ast.Node, bool) {
+	r, ok := d.resolve(n, path)
+	if !ok {
+		return nil, true // error reported; a present, empty depot keeps validation quiet
+	}
+	if isNull(r) {
+		return nil, false
+	}
+	if isString(r) {
+		*short, _ = scalarText(r)
+		d.pos[fieldPath(path, refField)] = nodePos(r)
+		return nil, true
+	}
+	if _, isMap := r.(*ast.MappingNode); !isMap {
+		d.typeErr(r, path, want)
+		return nil, true
+	}
+	return r, true
+}
+
+// imageDepot decodes an image depot: {ref, digest, command, args, workingDir, user,
+// readOnlyRoot}, or just the reference.
+func (d *docDecoder) imageDepot(n ast.Node, path string) *ImageDepot {
+	const want = "an image reference like registry.local/web:1.2 or a mapping {ref, digest, command, args, workingDir, user, readOnlyRoot}"
+	im := &ImageDepot{}
+	m, present := d.depotForm(n, path, "ref", want, &im.Ref)
+	if !present {
+		return nil
+	}
+	if m == nil {
+		return im
+	}
+	d.object(m, path, want, []field{
+		{name: "ref", dec: func(n ast.Node, p string) {
+			d.str(n, p, "an image reference like registry.local/web:1.2 (a string)", &im.Ref)
+		}},
+		{name: "digest", dec: func(n ast.Node, p string) { d.str(n, p, "a digest: "+digestRule, &im.Digest) }},
+		{name: "command", dec: func(n ast.Node, p string) {
+			im.Command = d.textList(n, p, "a list like [/app/web, --verbose]", "a command word")
+		}},
+		{name: "args", dec: func(n ast.Node, p string) { im.Args = d.textList(n, p, "a list of arguments", "an argument") }},
+		{name: "workingDir", dec: func(n ast.Node, p string) { d.str(n, p, "an absolute directory path like /app", &im.WorkingDir) }},
+		{name: "user", dec: func(n ast.Node, p string) { im.User = d.user(n, p) }},
+		{name: "readOnlyRoot", dec: func(n ast.Node, p string) { d.boolean(n, p, &im.ReadOnlyRoot) }},
+	})
+	return im
+}
+
+// wasmDepot decodes a wasm depot: {module, digest, args}, or just the module reference.
+func (d *docDecoder) wasmDepot(n ast.Node, path string) *WasmDepot {
+	const want = "a module reference like ./hello.wasm or a mapping {module, digest, args}"
+	w := &WasmDepot{}
+	m, present := d.depotForm(n, path, "module", want, &w.Module)
+	if !present {
+		return nil
+	}
+	if m == nil {
+		return w
+	}
+	d.object(m, path, want, []field{
+		{name: "module", dec: func(n ast.Node, p string) {
+			d.str(n, p, "a module reference like ./hello.wasm or hello:1 (a string)", &w.Module)
+		}},
+		{name: "digest", dec: func(n ast.Node, p string) { d.str(n, p, "a digest: "+digestRule, &w.Digest) }},
+		{name: "args", dec: func(n ast.Node, p string) { w.Args = d.textList(n, p, "a list of arguments", "an argument") }},
+	})
+	return w
+}
+
+// user decodes the user of an image depot: a string, or a number for a bare uid
+// (user: 1000), kept as written for Validate to check.
+func (d *docDecoder) user(n ast.Node, path string) string {
+	const want = "uid[:gid] like 1000:1000, or a user name like nobody"
+	r, ok := d.resolve(n, path)
+	if !ok || isNull(r) {
+		return ""
+	}
+	switch r.(type) {
+	case *ast.StringNode, *ast.LiteralNode, *ast.IntegerNode:
+		s, _ := scalarText(r)
+		return s
+	}
+	d.typeErr(r, path, want)
+	return ""
 }
 
 // execDepot decodes an exec depot: {command, args, workingDir}, or just the command.

@@ -11,6 +11,9 @@ import (
 // dnsRule is the wording of the DNS label rule in messages.
 const dnsRule = "1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'"
 
+// noDepot is the error of a manifest without a depot.
+const noDepot = "spec.depot: must set exactly one of exec, image or wasm, got none (e.g. exec: ./bin/web, image: registry.local/web:1.2 or wasm: ./hello.wasm)"
+
 // badManifests are manifests with their exact errors; the fuzz targets use them as seeds.
 var badManifests = []struct {
 	name string
@@ -59,7 +62,7 @@ var badManifests = []struct {
 			"web.yaml:1:1: apiVersion: must be qnet/v1, got nothing",
 			"web.yaml:1:1: kind: must be Service, got nothing",
 			"web.yaml:1:1: metadata.name: is required: a DNS label (" + dnsRule + ")",
-			"web.yaml:1:1: spec.depot: exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}",
+			"web.yaml:1:1: " + noDepot,
 		},
 	},
 	{
@@ -74,7 +77,7 @@ var badManifests = []struct {
 		name: "unknown top-level field with a suggestion",
 		yaml: "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspecs: {depot: {exec: web}}\n",
 		want: []string{
-			"web.yaml:1:1: spec.depot: exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}",
+			"web.yaml:1:1: " + noDepot,
 			"web.yaml:4:1: specs: unknown field (did you mean spec?); valid fields are apiVersion, kind, metadata and spec",
 		},
 	},
@@ -124,14 +127,127 @@ var badManifests = []struct {
 		},
 	},
 	{
-		name: "image depot is not supported yet",
-		yaml: "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  depot:\n    image: oci-layout:./web.tar\n",
-		want: []string{"web.yaml:6:5: spec.depot.image: OCI image depots are not supported yet; only exec is supported for now, e.g. exec: {command: ./bin/web}"},
+		name: "two depot kinds, then all three",
+		yaml: withDepot("    exec: ./bin/web", "    image: web:1.2") + "---\n" + withDepot("    {exec: web, image: web, wasm: web.wasm}"),
+		want: []string{
+			"web.yaml:5:3: spec.depot: must set exactly one of exec, image or wasm, got exec and image",
+			"web.yaml:13:3: spec.depot: must set exactly one of exec, image or wasm, got exec and image and wasm",
+		},
+	},
+	{
+		name: "null image and wasm count as absent",
+		yaml: withDepot("    image:", "    wasm: ~"),
+		want: []string{"web.yaml:5:3: " + noDepot},
+	},
+	{
+		name: "unknown depot kind, null image",
+		yaml: withDepot("    oci: web:1.2", "    image:"),
+		// The unknown field explains the missing depot: it is likely meant as one.
+		want: []string{"web.yaml:6:5: spec.depot.oci: unknown field; valid fields are exec, image and wasm"},
+	},
+	{
+		name: "image without ref, with a bad digest",
+		yaml: withDepot("    image:", "      digest: sha256:ABC", "      readOnlyRoot: true"),
+		want: []string{
+			"web.yaml:6:5: spec.depot.image.ref: is required: an image name known to the node's depot store, a registry reference like registry.local/web:1.2, or sha256:<64 hex digits>",
+			`web.yaml:7:15: spec.depot.image.digest: must be sha256: followed by 64 lowercase hex digits, got "sha256:ABC"`,
+		},
+	},
+	{
+		name: "digests: upper-case hex, another algorithm, short ref digest (three documents)",
+		yaml: withDepot("    image: {ref: web, digest: sha256:"+strings.Repeat("AB", 32)+"}") + "---\n" +
+			withDepot("    image: {ref: web, digest: \"sha512:"+strings.Repeat("ab", 64)+"\"}") + "---\n" +
+			withDepot("    image: sha256:12ab"),
+		want: []string{
+			`web.yaml:6:31: spec.depot.image.digest: must be sha256: followed by 64 lowercase hex digits, got "sha256:` + strings.Repeat("AB", 32) + `"`,
+			`web.yaml:13:31: spec.depot.image.digest: must be sha256: followed by 64 lowercase hex digits, got "sha512:` + strings.Repeat("ab", 64) + `"`,
+			`web.yaml:20:12: spec.depot.image.ref: starts with sha256:, so it must be a digest: sha256: followed by 64 lowercase hex digits, got "sha256:12ab"`,
+		},
+	},
+	{
+		name: "ref that is a digest and a digest that differs",
+		yaml: withDepot("    image:", "      ref: sha256:"+strings.Repeat("a", 64), "      digest: sha256:"+strings.Repeat("b", 64)),
+		want: []string{
+			"web.yaml:8:15: spec.depot.image.digest: must be the digest that ref names (sha256:" + strings.Repeat("a", 64) + ") or left out, got sha256:" + strings.Repeat("b", 64),
+		},
+	},
+	{
+		name: "refs with whitespace, a control character, too long (three documents)",
+		yaml: withDepot(`    image: "registry.local/web 1.2"`) + "---\n" + withDepot(`    image: {ref: "web\u0085:1"}`) + "---\n" +
+			withDepot("    image: registry.local/"+strings.Repeat("w", 498)),
+		want: []string{
+			`web.yaml:6:12: spec.depot.image.ref: must not contain whitespace or control characters, got "registry.local/web 1.2"`,
+			`web.yaml:13:18: spec.depot.image.ref: must not contain whitespace or control characters, got "web\u0085:1"`,
+			"web.yaml:20:12: spec.depot.image.ref: must be at most 512 characters, got 513",
+		},
+	},
+	{
+		name: "image of the wrong type, ref of the wrong type (two documents)",
+		yaml: withDepot("    image: 5") + "---\n" + withDepot("    image: {ref: [web]}"),
+		want: []string{
+			"web.yaml:6:12: spec.depot.image: must be an image reference like registry.local/web:1.2 or a mapping {ref, digest, command, args, workingDir, user, readOnlyRoot}, got integer 5",
+			"web.yaml:13:18: spec.depot.image.ref: must be an image reference like registry.local/web:1.2 (a string), got a list",
+		},
+	},
+	{
+		name: "image: empty command word and argument, relative workingDir, bad readOnlyRoot, unknown field",
+		yaml: withDepot("    image:", "      ref: web:1.2", `      command: ["", /app/web]`, `      args: [--port, ""]`,
+			"      workingDir: app", "      readOnlyRoot: yes", "      readonlyroot: true", "      entrypoint: [/app/web]"),
+		want: []string{
+			"web.yaml:8:17: spec.depot.image.command[0]: must be a command word: a non-empty string",
+			"web.yaml:9:22: spec.depot.image.args[1]: must be an argument: a non-empty string",
+			`web.yaml:10:19: spec.depot.image.workingDir: must be an absolute path (starting with '/', without NUL bytes), like /app, got "app"`,
+			`web.yaml:11:21: spec.depot.image.readOnlyRoot: must be true or false, got string "yes"`,
+			"web.yaml:12:7: spec.depot.image.readonlyroot: unknown field (did you mean readOnlyRoot?); valid fields are ref, digest, command, args, workingDir, user and readOnlyRoot",
+			"web.yaml:13:7: spec.depot.image.entrypoint: unknown field; valid fields are ref, digest, command, args, workingDir, user and readOnlyRoot",
+		},
+	},
+	{
+		name: "image users: empty gid, capitals, uid out of range, negative, a list (five documents)",
+		yaml: withDepot(`    image: {ref: web, user: "1000:"}`) + "---\n" + withDepot("    image: {ref: web, user: root:Wheel}") + "---\n" +
+			withDepot("    image: {ref: web, user: 4294967295}") + "---\n" + withDepot("    image: {ref: web, user: -1}") + "---\n" +
+			withDepot("    image: {ref: web, user: [1000]}"),
+		want: []string{
+			`web.yaml:6:29: spec.depot.image.user: must be uid[:gid], each a number (0-4294967294) or a name from the image (a-z, 0-9, '_' and '-', starting with a letter or '_', at most 32 characters), like 1000:1000 or nobody, got "1000:"`,
+			`web.yaml:13:29: spec.depot.image.user: must be uid[:gid], each a number (0-4294967294) or a name from the image (a-z, 0-9, '_' and '-', starting with a letter or '_', at most 32 characters), like 1000:1000 or nobody, got "root:Wheel"`,
+			`web.yaml:20:29: spec.depot.image.user: must be uid[:gid], each a number (0-4294967294) or a name from the image (a-z, 0-9, '_' and '-', starting with a letter or '_', at most 32 characters), like 1000:1000 or nobody, got "4294967295"`,
+			`web.yaml:27:29: spec.depot.image.user: must be uid[:gid], each a number (0-4294967294) or a name from the image (a-z, 0-9, '_' and '-', starting with a letter or '_', at most 32 characters), like 1000:1000 or nobody, got "-1"`,
+			"web.yaml:34:29: spec.depot.image.user: must be uid[:gid] like 1000:1000, or a user name like nobody, got a list",
+		},
+	},
+	{
+		name: "wasm without module, with a bad argument and an unknown field",
+		yaml: withDepot("    wasm:", `      args: [serve, "", {a: 1}]`, "      env: {A: 1}"),
+		want: []string{
+			"web.yaml:6:5: spec.depot.wasm.module: is required: a module file path for qnet apply to import, like ./hello.wasm, a name known to the node's depot store, like hello:1, or sha256:<64 hex digits>",
+			"web.yaml:7:21: spec.depot.wasm.args[1]: must be an argument: a non-empty string",
+			"web.yaml:7:25: spec.depot.wasm.args[2]: must be an argument (a string), got a mapping",
+			"web.yaml:8:7: spec.depot.wasm.env: unknown field; valid fields are module, digest and args",
+		},
+	},
+	{
+		name: "wasm: a list, a path with a space, a bad digest (three documents)",
+		yaml: withDepot("    wasm: [hello.wasm]") + "---\n" + withDepot(`    wasm: "./my module.wasm"`) + "---\n" +
+			withDepot("    wasm: {module: hello:1, digest: "+strings.Repeat("a", 64)+"}"),
+		want: []string{
+			"web.yaml:6:11: spec.depot.wasm: must be a module reference like ./hello.wasm or a mapping {module, digest, args}, got a list",
+			`web.yaml:13:11: spec.depot.wasm.module: must not contain whitespace or control characters, got "./my module.wasm"`,
+			`web.yaml:20:37: spec.depot.wasm.digest: must be sha256: followed by 64 lowercase hex digits, got "` + strings.Repeat("a", 64) + `"`,
+		},
+	},
+	{
+		name: "JSON image depot with an unknown field and a bad user",
+		yaml: `{"apiVersion": "qnet/v1", "kind": "Service", "metadata": {"name": "web"},` + "\n" +
+			`"spec": {"depot": {"image": {"ref": "web:1.2", "user": "1000:1000:1000", "tag": "1.2"}}}}`,
+		want: []string{
+			`web.yaml:2:56: spec.depot.image.user: must be uid[:gid], each a number (0-4294967294) or a name from the image (a-z, 0-9, '_' and '-', starting with a letter or '_', at most 32 characters), like 1000:1000 or nobody, got "1000:1000:1000"`,
+			"web.yaml:2:74: spec.depot.image.tag: unknown field; valid fields are ref, digest, command, args, workingDir, user and readOnlyRoot",
+		},
 	},
 	{
 		name: "no depot",
 		yaml: "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  replicas: 2\n",
-		want: []string{"web.yaml:4:1: spec.depot: exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}"},
+		want: []string{"web.yaml:4:1: " + noDepot},
 	},
 	{
 		name: "exec depot without command, with a bad argument",

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -30,11 +31,19 @@ const (
 // Some defaults follow other fields so that a default never makes a manifest invalid: a
 // probe's timeout defaults to the smaller of 1s and its interval, maxBackoff to the larger
 // of 30s and backoff, and the port of an HTTP or TCP check to the first port of spec.ports.
+// An image or wasm depot whose reference is itself a valid digest gets that digest as its
+// Digest: the reference already names immutable content, so there is nothing to resolve.
 func (s *Service) Default() {
 	if s == nil {
 		return
 	}
 	sp := &s.Spec
+	if im := sp.Depot.Image; im != nil && im.Digest == "" && isDigest(im.Ref) {
+		im.Digest = im.Ref
+	}
+	if w := sp.Depot.Wasm; w != nil && w.Digest == "" && isDigest(w.Module) {
+		w.Digest = w.Module
+	}
 	if sp.Resources.CPU == 0 {
 		sp.Resources.CPU = DefaultCPU
 	}
@@ -110,6 +119,17 @@ func (s *Service) clone() *Service {
 		ce := *e
 		ce.Args = append([]string(nil), e.Args...)
 		c.Spec.Depot.Exec = &ce
+	}
+	if im := s.Spec.Depot.Image; im != nil {
+		ci := *im
+		ci.Command = slices.Clone(im.Command)
+		ci.Args = slices.Clone(im.Args)
+		c.Spec.Depot.Image = &ci
+	}
+	if w := s.Spec.Depot.Wasm; w != nil {
+		cw := *w
+		cw.Args = slices.Clone(w.Args)
+		c.Spec.Depot.Wasm = &cw
 	}
 	c.Spec.Ports = append([]Port(nil), s.Spec.Ports...)
 	c.Spec.Env = cloneMap(s.Spec.Env)

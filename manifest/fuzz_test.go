@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -34,6 +35,11 @@ func FuzzDecode(f *testing.F) {
 		"a: &a [*a]", "*x", "!!str", "? [a]\n: 1", "<<: *a", "---\n...\n", "{", "- - - -", "\t",
 		"apiVersion: !!str 1\nkind: !!binary aGk=", "spec: {depot: {exec: &e {command: x}}, env: *e}",
 		"metadata: {labels: {? {a: 1} : 2}}", "spec: {ports: [~, [], {}]}",
+		"spec: {depot: {image: &i {ref: x}, wasm: *i}}", "spec: {depot: {image: sha256:" + strings.Repeat("0", 64) + "}}",
+		"spec: {depot: {image: {ref: sha256:" + strings.Repeat("a", 64) + ", digest: sha256:" + strings.Repeat("b", 64) + "}}}",
+		"spec: {depot: {image: {ref: x, user: 1000:1000, command: [~], args: [1, true, 0x1f]}}}",
+		"spec: {depot: {image: {ref: x, user: 0o17, readOnlyRoot: ~, workingDir: !!str}}}",
+		"spec: {depot: {wasm: {module: \"a\\u2028b\", args: [\"\"]}}}", "spec: {depot: {wasm: [], image: {}}}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -79,6 +85,9 @@ func FuzzDecodeJSON(f *testing.F) {
 	for _, s := range []string{
 		goodJSON, `{}`, `[]`, `"x"`, `{"apiVersion": "qnet/v1", "apiVersion": "x"}`, `{"a": 1} {"b": 2}`,
 		`{"spec": {"replicas": 1e400}}`, `{"spec": {"env": {"A\u0000": "\u2028"}}}`, "{\t\"kind\":\t1}", `{"metadata": {"name": "a\/b"}}`,
+		`{"apiVersion":"qnet/v1","kind":"Service","metadata":{"name":"web"},"spec":{"depot":{"image":"web:1.2"}}}`,
+		`{"apiVersion":"qnet/v1","kind":"Service","metadata":{"name":"web"},"spec":{"depot":{"wasm":{"module":"sha256:` + strings.Repeat("c", 64) + `","args":[""]}}}}`,
+		`{"spec":{"depot":{"image":{"ref":"x","user":4294967295,"digest":null}}}}`,
 	} {
 		f.Add([]byte(s))
 	}

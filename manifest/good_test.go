@@ -121,6 +121,156 @@ func TestDecodeFullManifest(t *testing.T) {
 	}
 }
 
+func TestDecodeDepots(t *testing.T) {
+	t.Parallel()
+	img := decodeOne(t, goodImage)
+	wantImage := &ImageDepot{Ref: "registry.local/web:1.2", Digest: digestA, Command: []string{"/app/web"},
+		Args: []string{"--port", "8080"}, WorkingDir: "/app", User: "1000:1000", ReadOnlyRoot: true}
+	if !reflect.DeepEqual(img.Spec.Depot, Depot{Image: wantImage}) {
+		t.Errorf("image depot = %+v, want %+v", img.Spec.Depot.Image, wantImage)
+	}
+	if k := img.Spec.Depot.Kind(); k != DepotImage {
+		t.Errorf("Kind = %q, want image", k)
+	}
+
+	svcs, err := Decode("images.yaml", []byte(goodImageShort))
+	if err != nil || len(svcs) != 2 {
+		t.Fatalf("Decode = %d services, %v; want 2", len(svcs), err)
+	}
+	if got, want := svcs[0].Spec.Depot, (Depot{Image: &ImageDepot{Ref: "redis:7"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("short image depot = %+v, want %+v: a reference to resolve, no digest yet", got.Image, want.Image)
+	}
+	// A reference that is a digest is its own digest, and a bare uid is a user.
+	if got, want := svcs[1].Spec.Depot, (Depot{Image: &ImageDepot{Ref: digestB, Digest: digestB, User: "999"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("digest image depot = %+v, want %+v", got.Image, want.Image)
+	}
+
+	svcs, err = Decode("wasm.yaml", []byte(goodWasm))
+	if err != nil || len(svcs) != 2 {
+		t.Fatalf("Decode = %d services, %v; want 2", len(svcs), err)
+	}
+	if got, want := svcs[0].Spec.Depot, (Depot{Wasm: &WasmDepot{Module: "hello:1", Digest: digestB, Args: []string{"serve", "--verbose"}}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("wasm depot = %+v, want %+v", got.Wasm, want.Wasm)
+	}
+	if got, want := svcs[1].Spec.Depot, (Depot{Wasm: &WasmDepot{Module: "./hello.wasm"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("short wasm depot = %+v, want %+v", got.Wasm, want.Wasm)
+	}
+	if k := svcs[1].Spec.Depot.Kind(); k != DepotWasm {
+		t.Errorf("Kind = %q, want wasm", k)
+	}
+}
+
+func TestDepotKind(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		d    Depot
+		want string
+	}{
+		{Depot{Exec: &ExecDepot{Command: "web"}}, "exec"},
+		{Depot{Image: &ImageDepot{Ref: "web"}}, "image"},
+		{Depot{Wasm: &WasmDepot{Module: "web"}}, "wasm"},
+		{Depot{}, ""},
+		{Depot{Image: &ImageDepot{}, Wasm: &WasmDepot{}}, "image"},
+	}
+	for _, tt := range tests {
+		if got := tt.d.Kind(); got != tt.want {
+			t.Errorf("Kind of %+v = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func TestValidateResolved(t *testing.T) {
+	t.Parallel()
+	svc := func(d Depot) *Service {
+		return &Service{APIVersion: APIVersion, Kind: KindService, Metadata: Metadata{Name: "web"}, Spec: Spec{Depot: d, Replicas: 1}}
+	}
+	tests := []struct {
+		name string
+		d    Depot
+		want string // of ValidateResolved; Validate accepts them all
+	}{
+		{"exec needs no digest", Depot{Exec: &ExecDepot{Command: "web"}}, ""},
+		{"image reference without digest", Depot{Image: &ImageDepot{Ref: "registry.local/web:1.2"}},
+			"spec.depot.image.digest: must be set: apply resolves image references to digests so every revision is immutable; got none"},
+		{"image with digest", Depot{Image: &ImageDepot{Ref: "registry.local/web:1.2", Digest: digestA}}, ""},
+		{"image reference that is a digest", Depot{Image: &ImageDepot{Ref: digestA}}, ""},
+		{"wasm reference without digest", Depot{Wasm: &WasmDepot{Module: "./hello.wasm"}},
+			"spec.depot.wasm.digest: must be set: apply resolves wasm module references to digests so every revision is immutable; got none"},
+		{"wasm with digest", Depot{Wasm: &WasmDepot{Module: "hello:1", Digest: digestB}}, ""},
+		{"wasm reference that is a digest", Depot{Wasm: &WasmDepot{Module: digestB}}, ""},
+	}
+	for _, tt := range tests {
+		s := svc(tt.d)
+		before := s.clone()
+		if err := s.Validate().Err(); err != nil {
+			t.Errorf("%s: Validate: %v", tt.name, err)
+		}
+		got := ""
+		if err := s.ValidateResolved().Err(); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("%s: ValidateResolved = %q, want %q", tt.name, got, tt.want)
+		}
+		if !reflect.DeepEqual(s, before) {
+			t.Errorf("%s: ValidateResolved changed the service", tt.name)
+		}
+	}
+	// ValidateResolved still finds what Validate finds, with the digest in document order.
+	s := svc(Depot{Image: &ImageDepot{Ref: "web 1.2", User: "Root"}})
+	s.Spec.Replicas = -1
+	want := `spec.depot.image.ref: must not contain whitespace or control characters, got "web 1.2"` + "\n" +
+		"spec.depot.image.digest: must be set: apply resolves image references to digests so every revision is immutable; got none\n" +
+		`spec.depot.image.user: must be uid[:gid], each a number (0-4294967294) or a name from the image (a-z, 0-9, '_' and '-', starting with a letter or '_', at most 32 characters), like 1000:1000 or nobody, got "Root"` + "\n" +
+		"spec.replicas: must be between 0 and 10000, got -1"
+	if got := s.ValidateResolved().Error(); got != want {
+		t.Errorf("ValidateResolved =\n%s\nwant\n%s", got, want)
+	}
+	if (*Service)(nil).ValidateResolved().Err() == nil {
+		t.Errorf("ValidateResolved of nil is fine; want an error")
+	}
+	// A decoded manifest whose image reference is a digest is resolved as it stands.
+	for _, text := range []string{withDepot("    image: " + digestA), withDepot("    wasm: {module: " + digestB + "}")} {
+		if err := decodeOne(t, text).ValidateResolved().Err(); err != nil {
+			t.Errorf("ValidateResolved of a digest reference: %v", err)
+		}
+	}
+}
+
+func TestValidateDepotRules(t *testing.T) {
+	t.Parallel()
+	long := "registry.local/" + strings.Repeat("w", 497) // 512 characters
+	good := []*ImageDepot{
+		{Ref: long},
+		{Ref: "web", User: "0"},
+		{Ref: "web", User: "4294967294:4294967294"},
+		{Ref: "web", User: "_apt:nogroup"},
+		{Ref: "web", User: "www-data:" + strings.Repeat("g", 32)},
+		{Ref: "web", User: "1000:staff"},
+		{Ref: "web", WorkingDir: "/"},
+		{Ref: "localhost:5000/team/web@" + digestA},
+	}
+	for _, im := range good {
+		s := &Service{APIVersion: APIVersion, Kind: KindService, Metadata: Metadata{Name: "web"}, Spec: Spec{Depot: Depot{Image: im}}}
+		if err := s.Validate().Err(); err != nil {
+			t.Errorf("Validate(%+v): %v", im, err)
+		}
+	}
+	bad := map[string]*ImageDepot{
+		"spec.depot.image.ref":        {Ref: long + "w"},
+		"spec.depot.image.user":       {Ref: "web", User: strings.Repeat("u", 33)},
+		"spec.depot.image.command[1]": {Ref: "web", Command: []string{"/bin/sh", "a\x00b"}},
+		"spec.depot.image.workingDir": {Ref: "web", WorkingDir: "/a\x00"},
+	}
+	for field, im := range bad {
+		s := &Service{APIVersion: APIVersion, Kind: KindService, Metadata: Metadata{Name: "web"}, Spec: Spec{Depot: Depot{Image: im}}}
+		errs := s.Validate()
+		if len(errs) != 1 || errs[0].Field != field {
+			t.Errorf("Validate(%+v) = %v, want one error at %s", im, errs, field)
+		}
+	}
+}
+
 func TestShortFormsEqualLongForms(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ short, long string }{
@@ -142,6 +292,17 @@ func TestShortFormsEqualLongForms(t *testing.T) {
 	b := decodeOne(t, head)
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("exec: web and exec: {command: web} decode differently")
+	}
+	for _, tt := range []struct{ short, long string }{
+		{"    image: registry.local/web:1.2", "    image: {ref: registry.local/web:1.2}"},
+		{"    image: " + digestA, "    image: {ref: " + digestA + ", digest: " + digestA + "}"},
+		{"    wasm: ./hello.wasm", "    wasm: {module: ./hello.wasm}"},
+		{"    wasm: " + digestB, "    wasm: {module: " + digestB + ", digest: " + digestB + "}"},
+	} {
+		short, long := decodeOne(t, withDepot(tt.short)), decodeOne(t, withDepot(tt.long))
+		if !reflect.DeepEqual(short, long) {
+			t.Errorf("%q and %q decode differently:\n%+v\n%+v", tt.short, tt.long, short.Spec.Depot, long.Spec.Depot)
+		}
 	}
 }
 
@@ -250,7 +411,7 @@ func TestDecodeJSONStrict(t *testing.T) {
 		{`["a"]`, "1:1: must be a JSON object holding a Service manifest"},
 		{`{"spec": {"resources": {"cpu": 0.5}}}`, "1:1: apiVersion: must be qnet/v1, got nothing\n1:1: kind: must be Service, got nothing\n" +
 			"1:1: metadata.name: is required: a DNS label (" + dnsRule + ")\n" +
-			"1:2: spec.depot: exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}"},
+			"1:2: " + noDepot},
 	}
 	for _, tt := range tests {
 		_, err := DecodeJSON([]byte(tt.in))

@@ -129,6 +129,73 @@ spec:
 ---
 `
 
+// Digests used by the good manifests.
+var (
+	digestA = "sha256:" + strings.Repeat("0123456789abcdef", 4)
+	digestB = "sha256:" + strings.Repeat("fedcba9876543210", 4)
+)
+
+// goodImage is an image depot in its long form, with a digest written by hand.
+var goodImage = `# An OCI image depot with every field.
+apiVersion: qnet/v1
+kind: Service
+metadata: {name: web}
+spec:
+  depot:
+    image:
+      ref: registry.local/web:1.2
+      digest: ` + digestA + `
+      command: [/app/web]
+      args: [--port, 8080]
+      workingDir: /app
+      user: "1000:1000"
+      readOnlyRoot: true
+  replicas: 2
+  ports: [{name: http, port: 8080}]
+  env: {MODE: prod}
+  health:
+    liveness: {http: /healthz}
+    readiness: {exec: [curl, -fs, "http://127.0.0.1:8080/ready"]}
+`
+
+// goodImageShort holds image depots in the short form: a reference to resolve, and a
+// digest that needs no resolving.
+var goodImageShort = `apiVersion: qnet/v1
+kind: Service
+metadata: {name: cache}
+spec:
+  depot: {image: redis:7}
+  ports: [{name: redis, port: 6379}]
+  health: {readiness: {tcp: redis}}
+---
+apiVersion: qnet/v1
+kind: Service
+metadata: {name: pinned}
+spec:
+  depot:
+    image: {ref: ` + digestB + `, user: 999, readOnlyRoot: false}
+`
+
+// goodWasm holds wasm depots in the long and the short form.
+var goodWasm = `apiVersion: qnet/v1
+kind: Service
+metadata: {name: hello}
+spec:
+  depot:
+    wasm:
+      module: hello:1
+      digest: ` + digestB + `
+      args: [serve, --verbose]
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: qnet/v1
+kind: Service
+metadata: {name: hello-file}
+spec:
+  depot:
+    wasm: ./hello.wasm
+`
+
 // goodManifests returns every good manifest of the tests by name, with the example of
 // the repository.
 func goodManifests(t testing.TB) map[string]string {
@@ -143,6 +210,9 @@ func goodManifests(t testing.TB) map[string]string {
 		"short.yaml":   goodShort,
 		"cache.json":   goodJSON,
 		"multi.yaml":   goodMulti,
+		"image.yaml":   goodImage,
+		"images.yaml":  goodImageShort,
+		"wasm.yaml":    goodWasm,
 		"hello.yaml":   string(hello),
 		"bom.yaml":     "\xef\xbb\xbf" + goodMinimal,
 		"crlf.yaml":    strings.ReplaceAll(goodMinimal, "\n", "\r\n"),
@@ -168,4 +238,9 @@ func withSpec(lines ...string) string {
 func withMeta(lines ...string) string {
 	return "apiVersion: qnet/v1\nkind: Service\nmetadata:\n" + strings.Join(lines, "\n") +
 		"\nspec:\n  depot: {exec: {command: web}}\n"
+}
+
+// withDepot is a manifest whose depot body (indented by four) starts at line 6.
+func withDepot(lines ...string) string {
+	return "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  depot:\n" + strings.Join(lines, "\n") + "\n"
 }

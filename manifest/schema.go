@@ -10,8 +10,9 @@ var schema []byte
 
 // Schema returns the JSON Schema (draft 2020-12) of a Service manifest, for editors such
 // as the VS Code YAML extension (# yaml-language-server: $schema=...). It describes every
-// field with its type, bounds, enums and patterns, and the short forms of checks as oneOf
-// branches; cross-field rules (unique ports, named check ports, timeout <= interval) are
-// left to Validate. Decode also takes null for an optional field (as if absent) and YAML
+// field with its type, bounds, enums and patterns, and the short forms of checks and
+// depots as oneOf branches; cross-field rules (unique ports, named check ports, timeout <=
+// interval, a digest that differs from a reference that is itself a digest) and the range
+// of a uid written as a string are left to Validate. Decode also takes null for an optional field (as if absent) and YAML
 // anchors; the schema leaves those out. The caller may modify the returned slice.
 func Schema() []byte { return slices.Clone(schema) }

@@ -48,7 +48,31 @@ type Spec struct {
 
 // Depot says what runs. Exactly one kind is set.
 type Depot struct {
-	Exec *ExecDepot `json:"exec,omitempty"`
+	Exec  *ExecDepot  `json:"exec,omitempty"`
+	Image *ImageDepot `json:"image,omitempty"`
+	Wasm  *WasmDepot  `json:"wasm,omitempty"`
+}
+
+// Depot kinds, as Depot.Kind returns them and as they are written in a manifest.
+const (
+	DepotExec  = "exec"
+	DepotImage = "image"
+	DepotWasm  = "wasm"
+)
+
+// Kind returns "exec", "image" or "wasm": the kind of depot that is set. It returns ""
+// when none is; a Depot that has not passed Validate may have several, and Kind then
+// returns the first of exec, image and wasm.
+func (d Depot) Kind() string {
+	switch {
+	case d.Exec != nil:
+		return DepotExec
+	case d.Image != nil:
+		return DepotImage
+	case d.Wasm != nil:
+		return DepotWasm
+	}
+	return ""
 }
 
 // ExecDepot runs a plain executable found on the node.
@@ -57,6 +81,46 @@ type ExecDepot struct {
 	Command    string   `json:"command"`
 	Args       []string `json:"args,omitempty"`
 	WorkingDir string   `json:"workingDir,omitempty"`
+}
+
+// ImageDepot runs an OCI container image.
+// In YAML it may also be written as just the reference: `image: web:1.2`.
+type ImageDepot struct {
+	// Ref names the image: a name known to the node's depot store, a registry reference
+	// (registry.local/web:1.2), or the image manifest's digest (sha256:<64 hex>). At most
+	// 512 characters, without whitespace or control characters.
+	Ref string `json:"ref"`
+	// Digest is the digest of the image manifest, sha256:<64 lowercase hex>. qnet apply
+	// resolves Ref and fills it in, so that a revision on the ledger names immutable
+	// content (see ValidateResolved); it may also be written by hand. Default copies Ref
+	// here when Ref is itself a digest.
+	Digest string `json:"digest,omitempty"`
+	// Command, when set, replaces the image's entrypoint.
+	Command []string `json:"command,omitempty"`
+	// Args, when set, replaces the image's cmd.
+	Args []string `json:"args,omitempty"`
+	// WorkingDir, when set, is the absolute directory the container starts in.
+	WorkingDir string `json:"workingDir,omitempty"`
+	// User, when set, is who the container runs as: uid[:gid], each a number or a name
+	// the image defines (1000:1000, nobody, www-data:www-data).
+	User string `json:"user,omitempty"`
+	// ReadOnlyRoot makes the container's root filesystem read-only.
+	ReadOnlyRoot bool `json:"readOnlyRoot,omitempty"`
+}
+
+// WasmDepot runs a WebAssembly (WASI) module.
+// In YAML it may also be written as just the module reference: `wasm: ./hello.wasm`.
+type WasmDepot struct {
+	// Module names the module: a file path for qnet apply to import, a name known to the
+	// node's depot store (hello:1), or the module's digest (sha256:<64 hex>). At most 512
+	// characters, without whitespace or control characters.
+	Module string `json:"module"`
+	// Digest is the digest of the module, sha256:<64 lowercase hex>, filled in by qnet
+	// apply (see ValidateResolved) or written by hand. Default copies Module here when
+	// Module is itself a digest.
+	Digest string `json:"digest,omitempty"`
+	// Args are the module's arguments (argv after the program name).
+	Args []string `json:"args,omitempty"`
 }
 
 // Resources is what one replica reserves on its node and the limit it runs under.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Limits enforced by Validate. They are wide on purpose: they catch typos (70000 replicas,
@@ -36,7 +37,8 @@ var (
 
 const (
 	dnsLabelRule = "1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'"
-	depotHint    = "exactly one depot kind must be set; only exec is supported for now, e.g. depot: {exec: {command: ./bin/web}}"
+	depotKinds   = "exactly one of exec, image or wasm"
+	depotExample = "e.g. exec: ./bin/web, image: registry.local/web:1.2 or wasm: ./hello.wasm"
 )
 
 // Validate checks s and returns every problem found, each with the field path
@@ -44,12 +46,26 @@ const (
 // no positions (Decode adds file:line:col). It checks s as Default would complete it, so
 // it gives the same answer before and after Default and never changes s.
 func (s *Service) Validate() ErrorList {
+	return s.validate(false)
+}
+
+// ValidateResolved checks s as Validate does and also that an image or wasm depot carries
+// its Digest (a reference that is itself a digest counts, as Default copies it). qnet
+// apply resolves references to digests before it signs a revision, so that a revision
+// names immutable content that every node runs the same; the ledger's state machine calls
+// ValidateResolved on what it accepts, so that a name that could change under it (web:1.2,
+// a file path) never stands alone on the ledger.
+func (s *Service) ValidateResolved() ErrorList {
+	return s.validate(true)
+}
+
+func (s *Service) validate(resolved bool) ErrorList {
 	if s == nil {
 		return ErrorList{{Msg: "no service: want a Service manifest"}}
 	}
 	c := s.clone()
 	c.Default()
-	var v validator
+	v := validator{resolved: resolved}
 	v.service(c)
 	return v.errs
 }
@@ -57,6 +73,8 @@ func (s *Service) Validate() ErrorList {
 // validator collects the errors of one Validate.
 type validator struct {
 	errs ErrorList
+	// resolved asks for digests on image and wasm depots (ValidateResolved).
+	resolved bool
 }
 
 func (v *validator) add(field, format string, args ...any) {
@@ -98,24 +116,7 @@ func (v *validator) metadata(m *Metadata) {
 }
 
 func (v *validator) spec(sp *Spec) {
-	switch e := sp.Depot.Exec; {
-	case e == nil:
-		v.add("spec.depot", "%s", depotHint)
-	default:
-		if e.Command == "" {
-			v.add("spec.depot.exec.command", "is required: the executable to run, a path or a name looked up in PATH")
-		} else if strings.IndexByte(e.Command, 0) >= 0 {
-			v.add("spec.depot.exec.command", "must not contain NUL bytes")
-		}
-		for i, a := range e.Args {
-			if strings.IndexByte(a, 0) >= 0 {
-				v.add(indexPath("spec.depot.exec.args", i), "must not contain NUL bytes")
-			}
-		}
-		if strings.IndexByte(e.WorkingDir, 0) >= 0 {
-			v.add("spec.depot.exec.workingDir", "must not contain NUL bytes")
-		}
-	}
+	v.depot(&sp.Depot)
 	if sp.Replicas < 0 || sp.Replicas > maxReplicas {
 		v.add("spec.replicas", "must be between 0 and %d, got %d", maxReplicas, sp.Replicas)
 	}
@@ -139,6 +140,148 @@ func (v *validator) spec(sp *Spec) {
 	v.probe("spec.health.readiness", sp.Health.Readiness, sp.Ports)
 	v.restart(&sp.Restart)
 	v.placement(&sp.Placement)
+}
+
+func (v *validator) depot(d *Depot) {
+	var kinds []string
+	if d.Exec != nil {
+		kinds = append(kinds, DepotExec)
+	}
+	if d.Image != nil {
+		kinds = append(kinds, DepotImage)
+	}
+	if d.Wasm != nil {
+		kinds = append(kinds, DepotWasm)
+	}
+	switch len(kinds) {
+	case 0:
+		v.add("spec.depot", "must set %s, got none (%s)", depotKinds, depotExample)
+	case 1:
+	default:
+		v.add("spec.depot", "must set %s, got %s", depotKinds, strings.Join(kinds, " and "))
+	}
+	if e := d.Exec; e != nil {
+		if e.Command == "" {
+			v.add("spec.depot.exec.command", "is required: the executable to run, a path or a name looked up in PATH")
+		} else if strings.IndexByte(e.Command, 0) >= 0 {
+			v.add("spec.depot.exec.command", "must not contain NUL bytes")
+		}
+		for i, a := range e.Args {
+			if strings.IndexByte(a, 0) >= 0 {
+				v.add(indexPath("spec.depot.exec.args", i), "must not contain NUL bytes")
+			}
+		}
+		if strings.IndexByte(e.WorkingDir, 0) >= 0 {
+			v.add("spec.depot.exec.workingDir", "must not contain NUL bytes")
+		}
+	}
+	if im := d.Image; im != nil {
+		const p = "spec.depot.image"
+		v.reference(p+".ref", im.Ref, "an image name known to the node's depot store, a registry reference like registry.local/web:1.2, or sha256:<64 hex digits>")
+		v.digest(p, im.Ref, "ref", im.Digest, "image references")
+		v.words(p+".command", im.Command, "a command word")
+		v.words(p+".args", im.Args, "an argument")
+		if im.WorkingDir != "" && (!strings.HasPrefix(im.WorkingDir, "/") || strings.IndexByte(im.WorkingDir, 0) >= 0) {
+			v.add(p+".workingDir", "must be an absolute path (starting with '/', without NUL bytes), like /app, got %q", im.WorkingDir)
+		}
+		if im.User != "" && !validUser(im.User) {
+			v.add(p+".user", "must be uid[:gid], each a number (0-%d) or a name from the image (%s), like 1000:1000 or nobody, got %q", maxID, userNameRule, im.User)
+		}
+	}
+	if w := d.Wasm; w != nil {
+		const p = "spec.depot.wasm"
+		v.reference(p+".module", w.Module, "a module file path for qnet apply to import, like ./hello.wasm, a name known to the node's depot store, like hello:1, or sha256:<64 hex digits>")
+		v.digest(p, w.Module, "module", w.Digest, "wasm module references")
+		v.words(p+".args", w.Args, "an argument")
+	}
+}
+
+// Bounds and rules of image and wasm depots.
+const (
+	maxReferenceLen = 512
+	// maxID is the largest uid or gid: IDs are 32 bits and (uid_t)-1 means "no change".
+	maxID        = 1<<32 - 2
+	maxUserName  = 32
+	userNameRule = "a-z, 0-9, '_' and '-', starting with a letter or '_', at most 32 characters"
+	digestRule   = "sha256: followed by 64 lowercase hex digits"
+)
+
+// userName is a user or group name as useradd takes it.
+var userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
+
+// reference checks the reference of an image or a wasm module: what a user wrote to name
+// the content, before apply resolves it to a digest.
+func (v *validator) reference(path, ref, want string) {
+	switch {
+	case ref == "":
+		v.add(path, "is required: %s", want)
+	case len(ref) > maxReferenceLen:
+		v.add(path, "must be at most %d characters, got %d", maxReferenceLen, len(ref))
+	case strings.ContainsFunc(ref, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		v.add(path, "must not contain whitespace or control characters, got %q", ref)
+	case strings.HasPrefix(ref, digestPrefix) && !isDigest(ref):
+		v.add(path, "starts with %s, so it must be a digest: %s, got %q", digestPrefix, digestRule, ref)
+	}
+}
+
+// digest checks the digest of an image or wasm depot (path is the depot) against its
+// rule and against the reference (refField names it), when that is a digest too. For
+// ValidateResolved the digest must be there; what says, in that message, which kind of
+// references apply resolves.
+func (v *validator) digest(path, ref, refField, digest, what string) {
+	switch {
+	case digest == "":
+		if v.resolved {
+			v.add(path+".digest", "must be set: apply resolves %s to digests so every revision is immutable; got none", what)
+		}
+	case !isDigest(digest):
+		v.add(path+".digest", "must be %s, got %q", digestRule, digest)
+	case isDigest(ref) && ref != digest:
+		v.add(path+".digest", "must be the digest that %s names (%s) or left out, got %s", refField, ref, digest)
+	}
+}
+
+// words checks a command or argument list: every element is a non-empty string.
+func (v *validator) words(path string, list []string, what string) {
+	for i, a := range list {
+		switch {
+		case a == "":
+			v.add(indexPath(path, i), "must be %s: a non-empty string", what)
+		case strings.IndexByte(a, 0) >= 0:
+			v.add(indexPath(path, i), "must not contain NUL bytes")
+		}
+	}
+}
+
+// digestPrefix starts every digest: sha256 is the one algorithm depots use.
+const digestPrefix = "sha256:"
+
+// isDigest reports whether s is sha256: followed by 64 lowercase hex digits.
+func isDigest(s string) bool {
+	hex, ok := strings.CutPrefix(s, digestPrefix)
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// validUser reports whether s is uid[:gid], each a number up to maxID or a user name.
+func validUser(s string) bool {
+	user, group, hasGroup := strings.Cut(s, ":")
+	return validID(user) && (!hasGroup || validID(group))
+}
+
+func validID(s string) bool {
+	if isDigits(s) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		return err == nil && n <= maxID
+	}
+	return len(s) <= maxUserName && userName.MatchString(s)
 }
 
 func (v *validator) placement(pl *Placement) {

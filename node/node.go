@@ -21,10 +21,12 @@ import (
 	"qnet.dev/qnet/apiserver"
 	"qnet.dev/qnet/controller"
 	"qnet.dev/qnet/ctxtime"
+	"qnet.dev/qnet/driver"
 	execdriver "qnet.dev/qnet/driver/exec"
 	"qnet.dev/qnet/gossip"
 	"qnet.dev/qnet/identity"
 	"qnet.dev/qnet/ledger"
+	"qnet.dev/qnet/manifest"
 	"qnet.dev/qnet/mesh"
 	"qnet.dev/qnet/orderer"
 	"qnet.dev/qnet/portalloc"
@@ -301,7 +303,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Agent.StopGrace != 0 {
 		ac.StopGrace = cfg.Agent.StopGrace
 	}
-	ac.NodeID, ac.Store, ac.Driver, ac.Host, ac.PathDirs, ac.Log = n.id, n.store, drv, cfg.Host, pathDirs, n.log
+	ac.NodeID, ac.Store, ac.Host, ac.PathDirs, ac.Log = n.id, n.store, cfg.Host, pathDirs, n.log
+	ac.Drivers = map[string]driver.Driver{manifest.DepotExec: drv}
 	if ac.Ports, err = portalloc.New(cfg.PortLo, cfg.PortHi); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}

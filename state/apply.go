@@ -494,7 +494,7 @@ func checkServiceApply(v chainView, p *ledger.ServiceApply) error {
 	if p.Service == nil {
 		return errors.New("service.apply carries no service")
 	}
-	if err := specError(p.Service.Validate()); err != nil {
+	if err := specError(p.Service.ValidateResolved()); err != nil {
 		return fmt.Errorf("invalid manifest: %w", err)
 	}
 	t, _ := v.tip()
