@@ -112,6 +112,9 @@ func (t *transport) queue(id string) *peerQueue {
 	return q
 }
 
+// peerIdle is how long a peer's sender waits for a packet before it ends.
+const peerIdle = time.Minute
+
 // sendLoop writes a peer's queued packets on its packet stream, opening it again after
 // a failure; packets that cannot be sent are dropped.
 func (t *transport) sendLoop(id string, q *peerQueue) {
@@ -122,13 +125,28 @@ func (t *transport) sendLoop(id string, q *peerQueue) {
 		}
 	}()
 	var hdr [4]byte
+	idle := time.NewTimer(peerIdle)
+	defer idle.Stop()
 	for {
 		var b []byte
 		select {
 		case <-t.ctx.Done():
 			return
+		case <-idle.C:
+			// No packet for a while (the node left, or was removed): end this sender; the
+			// next packet for the peer starts another.
+			t.mu.Lock()
+			if len(q.q) == 0 {
+				delete(t.peers, id)
+				t.mu.Unlock()
+				return
+			}
+			t.mu.Unlock()
+			idle.Reset(peerIdle)
+			continue
 		case b = <-q.q:
 		}
+		idle.Reset(peerIdle)
 		if conn == nil {
 			ctx, cancel := context.WithTimeout(t.ctx, time.Second)
 			c, err := t.cfg.Mesh.Open(ctx, id, packetService)

@@ -346,6 +346,32 @@ func (m *Mesh) CloseNode(nodeID string) {
 	}
 }
 
+// CloseStale closes the tunnels to a node that were made with a key other than keep:
+// after the node rotated its keys, its old tunnels go and its new ones stay.
+func (m *Mesh) CloseStale(nodeID string, keep identity.PublicKey) {
+	m.mu.Lock()
+	var stale, live []*tunnel.Tunnel
+	for _, t := range m.tunnels[nodeID] {
+		if _, key := t.Peer(); key.Equal(keep) {
+			live = append(live, t)
+		} else {
+			stale = append(stale, t)
+		}
+	}
+	if len(live) == 0 {
+		delete(m.tunnels, nodeID)
+	} else {
+		m.tunnels[nodeID] = live
+	}
+	m.mu.Unlock()
+	for _, t := range stale {
+		t.Close()
+	}
+	if len(stale) > 0 {
+		m.log.Info("closed tunnels made with a rotated-out key", "peer", nodeID, "count", len(stale))
+	}
+}
+
 // Connected lists the nodes with a live tunnel.
 func (m *Mesh) Connected() []string {
 	m.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"qnet.dev/qnet/controller"
+	"qnet.dev/qnet/ctxtime"
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/state"
 )
@@ -153,8 +154,14 @@ func validatorSet(nodes []state.Node) []string {
 	return out
 }
 
-// watchRevocations closes the tunnels of nodes whose keys were revoked or rotated, the
-// moment the block that did it is applied.
+// rotationGrace is how long the tunnels made with a node's old key outlive its
+// rotation: long enough for answers already on their way over them (the rotation's own
+// commit, forwarded from the node) to arrive. New handshakes with the old key are refused
+// at once.
+const rotationGrace = 3 * time.Second
+
+// watchRevocations closes the tunnels of nodes whose keys were revoked, the moment the
+// block that did it is applied, and those made with a rotated-out key shortly after.
 func (n *Node) watchRevocations(ctx context.Context) {
 	evs := make(chan []state.Event, 64)
 	cancel := n.store.Subscribe(func(e []state.Event) {
@@ -164,6 +171,8 @@ func (n *Node) watchRevocations(ctx context.Context) {
 		}
 	})
 	defer cancel()
+	var grace sync.WaitGroup
+	defer grace.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,11 +180,24 @@ func (n *Node) watchRevocations(ctx context.Context) {
 		case batch := <-evs:
 			for _, e := range batch {
 				switch e.Kind {
-				case "node.removed", "node.rotated":
-					if e.Node == n.id && e.Kind == "node.removed" {
+				case "node.removed":
+					if e.Node == n.id {
 						n.log.Error("this node was removed from the network; its keys are refused")
 					}
 					n.mesh.CloseNode(e.Node)
+				case "node.rotated":
+					if e.Node == n.id {
+						continue
+					}
+					id := e.Node
+					grace.Go(func() {
+						if !ctxtime.Sleep(ctx, rotationGrace) {
+							return
+						}
+						if nd, ok, _ := n.store.Node(id); ok {
+							n.mesh.CloseStale(id, nd.Key)
+						}
+					})
 				}
 			}
 		}

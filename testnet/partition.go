@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -116,14 +117,9 @@ func blackholes(sides [2][]Node) (map[string][]string, error) {
 }
 
 // applyPartition cuts the testnet between the two sides (node indexes), replacing any
-// partition in place.
+// partition in place without a moment in which packets pass that both cut.
 func applyPartition(ctx context.Context, st *State, dir string, groups [2][]int) error {
-	sides := [2][]Node{}
-	for s, g := range groups {
-		for _, idx := range g {
-			sides[s] = append(sides[s], st.Nodes[idx-1])
-		}
-	}
+	sides := nodesOf(st, groups)
 	if st.NetNS == nil {
 		script, err := nftRuleset(nftTable(st.Name, dir), sides)
 		if err != nil {
@@ -131,12 +127,15 @@ func applyPartition(ctx context.Context, st *State, dir string, groups [2][]int)
 		}
 		return runNft(ctx, script)
 	}
-	if err := healPartition(ctx, st, dir); err != nil {
-		return err
-	}
 	routes, err := blackholes(sides)
 	if err != nil {
 		return err
+	}
+	old := map[string][]string{}
+	if st.Partition != nil {
+		if old, err = blackholes(nodesOf(st, st.Partition.Groups)); err != nil {
+			return err
+		}
 	}
 	for ns, addrs := range routes {
 		for _, a := range addrs {
@@ -145,7 +144,27 @@ func applyPartition(ctx context.Context, st *State, dir string, groups [2][]int)
 			}
 		}
 	}
+	for ns, addrs := range old {
+		for _, a := range addrs {
+			if !slices.Contains(routes[ns], a) {
+				if err := ip(ctx, "-n", ns, "route", "del", "blackhole", a); err != nil {
+					return fmt.Errorf("partition: %w", err)
+				}
+			}
+		}
+	}
 	return nil
+}
+
+// nodesOf returns the nodes of two sides given by index.
+func nodesOf(st *State, groups [2][]int) [2][]Node {
+	var sides [2][]Node
+	for s, g := range groups {
+		for _, idx := range g {
+			sides[s] = append(sides[s], st.Nodes[idx-1])
+		}
+	}
+	return sides
 }
 
 // healPartition removes whatever cut the testnet's traffic.

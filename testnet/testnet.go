@@ -269,14 +269,14 @@ func Up(ctx context.Context, o Options) (_ *Testnet, err error) {
 		return nil, err
 	}
 	fmt.Fprintf(o.Progress, "%s: running (pid %d), API at %s\n", first.Name, first.PID, first.API)
-	first1, err := t.client(first)
+	c1, err := t.client(first)
 	if err != nil {
 		return nil, err
 	}
 	var joining []*Node
 	for i := 1; i < len(st.Nodes); i++ {
 		n := &st.Nodes[i]
-		tok, _, err := first1.CreateToken(ctx, 30*time.Minute, 1)
+		tok, _, err := c1.CreateToken(ctx, 30*time.Minute, 1)
 		if err != nil {
 			return nil, fmt.Errorf("create a join token for %s through %s: %w", n.Name, first.Name, err)
 		}

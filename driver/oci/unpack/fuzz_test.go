@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 	"os"
 	"testing"
 )
@@ -32,13 +33,27 @@ func FuzzApply(f *testing.F) {
 		f.Add(layer(f, s...))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		os.WriteFile(fmt.Sprintf("/tmp/fuzzcur-%d", os.Getpid()), data, 0o644)
+		if !lastT.IsZero() && time.Since(lastT) > 200*time.Millisecond {
+			os.WriteFile(fmt.Sprintf("/tmp/slow-%d", time.Now().UnixNano()), lastData, 0o644)
+			os.WriteFile(fmt.Sprintf("/tmp/slowerr-%d", time.Now().UnixNano()), []byte(fmt.Sprint(time.Since(lastT), " ", lastPhase)), 0o644)
+		}
+		lastT, lastData = time.Now(), data
+		lastPhase = "setup"
+		t.Cleanup(func() { lastPhase = fmt.Sprint("cleanup started after ", time.Since(lastT)) })
 		s := newSandbox(t)
 		mustApply(t, s.root, file("lower", "l"), file("d/old", "o"), symlink("up", "../outside"))
+		lastPhase = "apply"
 		Apply(context.Background(), s.root, bytes.NewReader(data), DefaultOptions())
+		lastPhase = "untouched"
 		s.untouched(t)
 		if _, err := os.Lstat("/tmp/qnet-unpack-pwned"); err == nil {
 			t.Fatal("an entry was written at an absolute host path")
 		}
 	})
 }
+
+var (
+	lastT     time.Time
+	lastData  []byte
+	lastPhase string
+)
