@@ -90,7 +90,8 @@ func (o BuildOptions) Validate() error {
 // Build packs src as a one-layer image and stores it, named name if name is not "". A
 // directory becomes the image's root filesystem as it is (modes and symlinks kept,
 // owners set to root). A single file must be a static Linux executable (ELF with no
-// interpreter): it is packed as /app/<file name> and is the entrypoint. The image is
+// interpreter): it is packed as /app/<its file name> (mode 0755) and is the entrypoint,
+// with /app the working directory. The image is
 // the same for the same files and options, so building twice gives one digest.
 func (s *Store) Build(ctx context.Context, src, name string, opts BuildOptions) (*Image, error) {
 	if err := opts.Validate(); err != nil {
@@ -136,7 +137,11 @@ func (s *Store) Build(ctx context.Context, src, name string, opts BuildOptions) 
 		if cfg.Architecture == "" {
 			cfg.Architecture = runtime.GOARCH
 		}
-		created, err = lw.addDir(ctx, src)
+		root, rerr := filepath.EvalSymlinks(src) // a symlink to the tree packs the tree
+		if rerr != nil {
+			return nil, fmt.Errorf("build: %w", rerr)
+		}
+		created, err = lw.addDir(ctx, root)
 	case fi.Mode().IsRegular():
 		arch, aerr := staticBinaryArch(src)
 		if aerr != nil {
@@ -166,7 +171,7 @@ func (s *Store) Build(ctx context.Context, src, name string, opts BuildOptions) 
 	}
 	cfg.Created = v1.Time{Time: created}
 	cfg.RootFS.DiffIDs = []v1.Hash{hashOf(layer.DiffID)}
-	cfg.History = []v1.History{{Created: cfg.Created, CreatedBy: "qnet depot build", Comment: filepath.Base(src)}}
+	cfg.History = []v1.History{{Created: cfg.Created, CreatedBy: "qnet depot build"}}
 	config, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err

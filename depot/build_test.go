@@ -84,6 +84,11 @@ func TestBuildDir(t *testing.T) {
 	if err != nil || again.Digest != img.Digest {
 		t.Errorf("rebuild = %v, %v; want digest %s", again, err, img.Digest)
 	}
+	link := filepath.Join(t.TempDir(), "site")
+	must(os.Symlink(dir, link))
+	if viaLink, err := s.Build(ctx, link, "", opts); err != nil || viaLink.Digest != img.Digest {
+		t.Errorf("build through a symlink to the tree = %v, %v; want digest %s", viaLink, err, img.Digest)
+	}
 	if err := s.Check(ctx); err != nil {
 		t.Error(err)
 	}

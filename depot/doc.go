@@ -17,7 +17,10 @@
 // pulled, because a node runs one platform. A WebAssembly module is an OCI artifact of
 // the same shape whose one layer has media type application/wasm (Kind "wasm").
 // Layers are stored as they came (gzip, zstd or plain tar); LayerReader gives the plain
-// tar stream and checks it against the config's diff_id as it is read.
+// tar stream and checks it against the config's diff_id as it is read. A classic
+// `docker save` tarball has no registry manifest: its layers are stored as the plain
+// tars its config's diff_ids name and the image gets an OCI manifest, as Docker 25+
+// writes them, so its config digest is still Docker's image ID.
 //
 // # On-disk layout
 //

@@ -163,6 +163,8 @@ func (s *Store) GC(ctx context.Context, keep []Digest) (removed int, freed int64
 // name, and every image's manifest, config and layers must be present and parse. It
 // changes nothing and returns every problem found, joined (nil if none).
 func (s *Store) Check(ctx context.Context) error {
+	s.gc.RLock() // GC must not delete what is being checked
+	defer s.gc.RUnlock()
 	entries, err := os.ReadDir(s.blobDir())
 	if err != nil {
 		return fmt.Errorf("check: %w", err)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -432,12 +431,4 @@ func buildImage(d Digest, manifest []byte, m *v1.Manifest, config []byte) (*Imag
 	}
 	sort.Strings(img.Config.ExposedPorts)
 	return img, nil
-}
-
-// describe names an image for messages: its names if any, else its short digest.
-func describe(d Digest, names []string) string {
-	if len(names) > 0 {
-		return fmt.Sprintf("%s (%s)", strings.Join(names, ", "), d)
-	}
-	return d.String()
 }

@@ -167,7 +167,7 @@ func (s *Store) readArchive(ctx context.Context, p string, o pullOptions) (cands
 		return nil, cleanup, err
 	}
 	if fi.IsDir() {
-		cands, err := s.dirLayout(p, o)
+		cands, err := s.dirLayout(ctx, p, o)
 		return cands, cleanup, err
 	}
 	if !fi.Mode().IsRegular() {
@@ -193,7 +193,7 @@ func (s *Store) readArchive(ctx context.Context, p string, o pullOptions) (cands
 	}
 	switch {
 	case entries["index.json"].regular():
-		cands, err := s.tarLayout(p, tf, entries, o)
+		cands, err := s.tarLayout(ctx, p, tf, entries, o)
 		return cands, cleanup, err
 	case entries["manifest.json"].regular():
 		cands, err := s.dockerSave(p, tarPath, entries, o)
@@ -244,6 +244,11 @@ func (s *Store) decompress(ctx context.Context, f *os.File, p string) (*os.File,
 			return nil, false, ctx.Err()
 		}
 		return nil, false, notImage(p, "decompressing: %v (is it truncated?)", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, false, err
 	}
 	return tmp, true, nil
 }
@@ -307,7 +312,7 @@ type layoutSource struct {
 	open  func(d Digest) (io.ReadCloser, error)
 }
 
-func (s *Store) dirLayout(p string, o pullOptions) ([]candidate, error) {
+func (s *Store) dirLayout(ctx context.Context, p string, o pullOptions) ([]candidate, error) {
 	fi, err := os.Stat(filepath.Join(p, "index.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, notImage(p, "the directory has no index.json")
@@ -330,7 +335,7 @@ func (s *Store) dirLayout(p string, o pullOptions) ([]candidate, error) {
 	if err != nil {
 		return nil, notImage(p, "index.json: %v", err)
 	}
-	return s.layoutCandidates(layoutSource{
+	return s.layoutCandidates(ctx, layoutSource{
 		where: p,
 		index: raw,
 		open: func(d Digest) (io.ReadCloser, error) {
@@ -343,7 +348,7 @@ func (s *Store) dirLayout(p string, o pullOptions) ([]candidate, error) {
 	}, o)
 }
 
-func (s *Store) tarLayout(p string, f *os.File, entries map[string]tarEntry, o pullOptions) ([]candidate, error) {
+func (s *Store) tarLayout(ctx context.Context, p string, f *os.File, entries map[string]tarEntry, o pullOptions) ([]candidate, error) {
 	ie := entries["index.json"]
 	if ie.size > MaxManifestSize {
 		return nil, fmt.Errorf("index.json is %d bytes, more than %d: %w", ie.size, MaxManifestSize, ErrInvalid)
@@ -352,7 +357,7 @@ func (s *Store) tarLayout(p string, f *os.File, entries map[string]tarEntry, o p
 	if _, err := f.ReadAt(index, ie.offset); err != nil {
 		return nil, notImage(p, "reading index.json: %v (is it truncated?)", err)
 	}
-	return s.layoutCandidates(layoutSource{
+	return s.layoutCandidates(ctx, layoutSource{
 		where: p,
 		index: index,
 		open: func(d Digest) (io.ReadCloser, error) {
@@ -367,7 +372,7 @@ func (s *Store) tarLayout(p string, f *os.File, entries map[string]tarEntry, o p
 
 // layoutCandidates lists the images of an OCI image layout's index.json, resolving each
 // multi-platform index to one platform.
-func (s *Store) layoutCandidates(src layoutSource, o pullOptions) ([]candidate, error) {
+func (s *Store) layoutCandidates(ctx context.Context, src layoutSource, o pullOptions) ([]candidate, error) {
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(src.index))
 	if err != nil {
 		return nil, notImage(src.where, "index.json: %v", err)
@@ -387,7 +392,7 @@ func (s *Store) layoutCandidates(src layoutSource, o pullOptions) ([]candidate, 
 		size := desc.Size
 		switch {
 		case desc.MediaType.IsIndex():
-			b, err := s.small(context.Background(), d, size, MaxManifestSize, fetch)
+			b, err := s.small(ctx, d, size, MaxManifestSize, fetch)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", label, err)
 			}

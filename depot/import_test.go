@@ -152,7 +152,7 @@ func TestImportDockerSave(t *testing.T) {
 
 // classicSave writes a docker save tarball as Docker before 25 wrote it: uncompressed
 // layer.tar files in directories, a config named by its digest.
-func classicSave(t *testing.T, diffIDs []string, layers [][]byte, arch string) string {
+func classicSave(t testing.TB, diffIDs []string, layers [][]byte, arch string) string {
 	t.Helper()
 	cfg := map[string]any{
 		"architecture": arch, "os": "linux",
@@ -300,7 +300,7 @@ func TestImportRefusesWhatIsNotAnImage(t *testing.T) {
 	}
 	save := dockerSave(t, map[string]v1.Image{"web:1": webImage(t)})
 	saved, _ := os.ReadFile(save)
-	emptyDir := filepath.Join(tmp, "empty")
+	emptyDir := filepath.Join(tmp, "emptydir")
 	os.Mkdir(emptyDir, 0o755)
 	tests := []struct {
 		name  string

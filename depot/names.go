@@ -33,8 +33,8 @@ func checkName(n string) error {
 		return errors.New("image name is empty: want a name such as web:1.2 or registry.example:5000/team/web:1.2")
 	case len(n) > MaxNameLen:
 		return fmt.Errorf("image name %.40q… is %d characters: at most %d", n, len(n), MaxNameLen)
-	case strings.HasPrefix(n, digestPrefix):
-		return fmt.Errorf("image name %q looks like a digest: a name is repository[:tag], such as web:1.2", n)
+	case strings.HasPrefix(n, digestPrefix) || n == "sha256":
+		return fmt.Errorf("image name %q reads as a digest: a name is repository[:tag] with a repository other than sha256, such as web:1.2", n)
 	case strings.Contains(n, "@"):
 		return fmt.Errorf("image name %q contains a digest (@): a name is repository[:tag], such as web:1.2", n)
 	case !namePattern.MatchString(n):

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Platform is an OS and CPU architecture in Go's and OCI's names ("linux", "arm64"),
@@ -114,5 +113,3 @@ func chooseManifest(idx *v1.IndexManifest, want Platform, explicit bool) (v1.Des
 	}
 	return v1.Descriptor{}, fmt.Errorf("image index has no image for %s (it has %s): choose one of its platforms: %w", want, strings.Join(have, ", "), ErrPlatform)
 }
-
-func isIndexMediaType(mt types.MediaType) bool { return mt.IsIndex() }

@@ -423,3 +423,6 @@ func (m *Mesh) Close() error {
 	m.wg.Wait()
 	return err
 }
+
+// ID is this node's ID.
+func (m *Mesh) ID() string { return m.cfg.NodeID }

@@ -28,6 +28,7 @@ const (
 	StateFile       = "state.db"
 	RaftDir         = "raft"
 	DepotDir        = "depots"
+	StoreDir        = "store"
 )
 
 // InitOptions say how to create a new network.

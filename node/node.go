@@ -21,6 +21,7 @@ import (
 	"qnet.dev/qnet/apiserver"
 	"qnet.dev/qnet/controller"
 	"qnet.dev/qnet/ctxtime"
+	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver"
 	execdriver "qnet.dev/qnet/driver/exec"
 	"qnet.dev/qnet/gossip"
@@ -31,6 +32,7 @@ import (
 	"qnet.dev/qnet/orderer"
 	"qnet.dev/qnet/portalloc"
 	"qnet.dev/qnet/state"
+	"qnet.dev/qnet/swarm"
 	"qnet.dev/qnet/tunnel"
 	"qnet.dev/qnet/version"
 )
@@ -108,6 +110,8 @@ type Node struct {
 	limit  string
 	peers  *peers
 	member *membership
+	depots *depot.Store
+	swarm  *swarm.Swarm
 	// rotateMu serialises key rotations.
 	rotateMu sync.Mutex
 
@@ -269,6 +273,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	closers = append(closers, func() { n.gossip.Shutdown() })
 
+	if n.depots, err = depot.Open(filepath.Join(cfg.DataDir, StoreDir)); err != nil {
+		return nil, fmt.Errorf("start node: depot store: %w", err)
+	}
+	n.swarm = swarm.New(swarm.Config{Mesh: n.mesh, Store: n.depots, Peers: n.livePeers, Logger: n.log})
+
 	n.mesh.HandleRPC("join", true, n.handleJoin)
 	n.mesh.HandleRPC("submit", false, n.handleSubmit)
 	n.mesh.Handle("logs", false, n.serveLogs)
@@ -421,6 +430,26 @@ func (n *Node) Key() *identity.Key { return n.key.Get() }
 
 // Mesh is the node's mesh.
 func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
+
+// Gossip is the node's membership.
+func (n *Node) Gossip() *gossip.Gossip { return n.gossip }
+
+// Depots is the node's depot store.
+func (n *Node) Depots() *depot.Store { return n.depots }
+
+// Swarm is the node's part in depot distribution.
+func (n *Node) Swarm() *swarm.Swarm { return n.swarm }
+
+// livePeers lists the other nodes gossip sees alive.
+func (n *Node) livePeers() []string {
+	var out []string
+	for _, id := range n.gossip.Members() {
+		if id != n.id {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 // Store implements apiserver.Backend.
 func (n *Node) Store() *state.Store { return n.store }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"qnet.dev/qnet/client"
+	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver/exec/shim"
 	"qnet.dev/qnet/examples/hello"
 	"qnet.dev/qnet/identity"
@@ -267,6 +268,38 @@ func DialWithKey(t testing.TB, key *identity.Key, addr string, fp [32]byte) erro
 	case <-tn.Done():
 		return tn.Err()
 	case <-time.After(0):
+	}
+	return nil
+}
+
+// CorruptBlob flips a byte in every MiB of a stored blob, as a failing disk or a
+// malicious node would, without the store's knowledge.
+func CorruptBlob(s *depot.Store, d depot.Digest) error {
+	path, err := s.Path(d)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 1)
+	for off := int64(0); off < st.Size(); off += 1 << 20 {
+		if _, err := f.ReadAt(b, off); err != nil {
+			return err
+		}
+		b[0] ^= 0xff
+		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
 	}
 	return nil
 }
