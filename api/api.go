@@ -8,6 +8,7 @@ package api
 import (
 	"time"
 
+	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/manifest"
 	"qnet.dev/qnet/state"
@@ -168,4 +169,18 @@ type VerifyReport struct {
 	Tip     string `json:"tip"`
 	Network string `json:"network"`
 	Error   string `json:"error,omitempty"`
+}
+
+// ImageDetail is a depot image in a node's store, with its names.
+type ImageDetail struct {
+	*depot.Image
+	Names []string `json:"names,omitempty"`
+}
+
+// PullRequest asks a node to pull an image from its registry.
+type PullRequest struct {
+	Ref string `json:"ref"`
+	// Name tags the image in the store besides its reference.
+	Name     string `json:"name,omitempty"`
+	Insecure bool   `json:"insecure,omitempty"`
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"qnet.dev/qnet/api"
+	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/orderer"
 	"qnet.dev/qnet/state"
@@ -46,6 +47,8 @@ type Backend interface {
 	Leader() string
 	// RotateKeys replaces the node's keys through the ledger.
 	RotateKeys(ctx context.Context) (api.RotateResult, error)
+	// Depots is the node's depot store.
+	Depots() *depot.Store
 }
 
 // Server is the HTTP API.
@@ -87,6 +90,7 @@ func (s *Server) routes() {
 	h("GET /v1/ledger/blocks/{height}", s.block)
 	h("POST /v1/ledger/verify", s.verify)
 	h("GET /v1/tokens", s.tokens)
+	s.imageRoutes(h)
 	h("POST /v1/node/rotate-keys", s.rotateKeys)
 	s.mux.Handle("/", s.auth(errorHandler(s.log, s.noRoute)))
 }

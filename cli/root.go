@@ -86,7 +86,7 @@ file (--config, default ~/.qnet/config.yaml); qnet init and qnet dev write one.`
 	}
 	add("node", a.initCmd(), a.agentCmd(), a.devCmd(), a.testnetCmd())
 	add("operate", a.applyCmd(), a.getCmd(), a.describeCmd(), a.logsCmd(), a.deleteCmd(),
-		a.eventsCmd(), a.ledgerCmd(), a.manifestCmd(), a.tokenCmd(), a.nodeCmd())
+		a.eventsCmd(), a.ledgerCmd(), a.manifestCmd(), a.tokenCmd(), a.nodeCmd(), a.depotCmd())
 	add("other", a.contextCmd(), a.versionCmd(), a.completionCmd(root))
 	root.AddCommand(a.shimCmd(), a.exampleHelloCmd())
 

@@ -91,6 +91,9 @@ func (c *Client) Apply(ctx context.Context, svcs []*manifest.Service) ([]ApplyRe
 	}
 	txs := make([]*ledger.Tx, len(svcs))
 	for i, s := range svcs {
+		if err := c.resolveDepots(ctx, s); err != nil {
+			return nil, fmt.Errorf("service %s: %w", s.Metadata.Name, err)
+		}
 		s.Default()
 		if errs := s.Validate(); len(errs) > 0 {
 			return nil, fmt.Errorf("service %s: %w", s.Metadata.Name, errs)

@@ -11,7 +11,7 @@ import (
 	"qnet.dev/qnet/manifest"
 )
 
-func depot(id string, rev uint64, state ledger.DepotState, restarts int, reason string) api.Depot {
+func mkDepot(id string, rev uint64, state ledger.DepotState, restarts int, reason string) api.Depot {
 	return api.Depot{ID: id, Revision: rev, Status: ledger.DepotStatus{ID: id, State: state, Restarts: restarts, Reason: reason}}
 }
 
@@ -34,8 +34,8 @@ func TestReadyWatch(t *testing.T) {
 		steps []step
 	}{
 		{"starting depots are waited for", []step{
-			{0, view(1, "", depot("a", 1, ledger.DepotPending, 0, ""), depot("b", 1, ledger.DepotStarting, 0, "")), nil, ""},
-			{time.Hour, view(1, "", depot("a", 1, ledger.DepotRunning, 0, ""), depot("b", 1, ledger.DepotFailing, 2, "exited with code 1; restarting in 200ms")), nil, ""},
+			{0, view(1, "", mkDepot("a", 1, ledger.DepotPending, 0, ""), mkDepot("b", 1, ledger.DepotStarting, 0, "")), nil, ""},
+			{time.Hour, view(1, "", mkDepot("a", 1, ledger.DepotRunning, 0, ""), mkDepot("b", 1, ledger.DepotFailing, 2, "exited with code 1; restarting in 200ms")), nil, ""},
 		}},
 		{"unschedulable across two views a tick apart", []step{
 			{0, view(1, "1 of 1 replicas unplaced: 0/1 nodes fit: 1 insufficient memory"), nil, ""},
@@ -51,7 +51,7 @@ func TestReadyWatch(t *testing.T) {
 			{0, view(1, "old reason"), nil, ""},
 			{readyTick, view(2, "old reason"), nil, ""},
 			{readyTick + readyTick/2, view(2, ""), nil, ""},
-			{3 * readyTick, view(2, "", depot("a", 2, ledger.DepotStarting, 0, "")), nil, ""},
+			{3 * readyTick, view(2, "", mkDepot("a", 2, ledger.DepotStarting, 0, "")), nil, ""},
 		}},
 		{"a reason that goes away is forgotten", []step{
 			{0, view(1, "x"), nil, ""},
@@ -60,20 +60,20 @@ func TestReadyWatch(t *testing.T) {
 		}},
 		{"every depot failing after enough restarts", []step{
 			{0, view(3, "",
-				depot("a", 3, ledger.DepotFailing, 3, "start failed: command not found: nope; retrying in 100ms"),
-				depot("b", 3, ledger.DepotExited, 0, "exited with code 2"),
-				depot("old", 2, ledger.DepotReady, 0, "")), // of another revision: not counted
+				mkDepot("a", 3, ledger.DepotFailing, 3, "start failed: command not found: nope; retrying in 100ms"),
+				mkDepot("b", 3, ledger.DepotExited, 0, "exited with code 2"),
+				mkDepot("old", 2, ledger.DepotReady, 0, "")), // of another revision: not counted
 				ErrDepotsFailing, "every depot of the current revision is failing or has exited (revision 3):\n" +
 					"  depot a is failing after 3 restarts: start failed: command not found: nope; retrying in 100ms\n" +
 					"  depot b is not restarted (restart policy on-failure): exited with code 2"},
 		}},
 		{"one depot that may still come up keeps the wait", []step{
-			{0, view(1, "", depot("a", 1, ledger.DepotFailing, 5, "x"), depot("b", 1, ledger.DepotFailing, 2, "x")), nil, ""},
-			{0, view(1, "", depot("a", 1, ledger.DepotFailing, 5, "x"), depot("b", 1, ledger.DepotReady, 2, "")), nil, ""},
-			{0, view(1, "", depot("a", 1, ledger.DepotExited, 0, "x"), depot("b", 1, ledger.DepotRunning, 0, "")), nil, ""},
+			{0, view(1, "", mkDepot("a", 1, ledger.DepotFailing, 5, "x"), mkDepot("b", 1, ledger.DepotFailing, 2, "x")), nil, ""},
+			{0, view(1, "", mkDepot("a", 1, ledger.DepotFailing, 5, "x"), mkDepot("b", 1, ledger.DepotReady, 2, "")), nil, ""},
+			{0, view(1, "", mkDepot("a", 1, ledger.DepotExited, 0, "x"), mkDepot("b", 1, ledger.DepotRunning, 0, "")), nil, ""},
 		}},
 		{"only depots of other revisions", []step{
-			{0, view(2, "", depot("a", 1, ledger.DepotFailing, 9, "x")), nil, ""},
+			{0, view(2, "", mkDepot("a", 1, ledger.DepotFailing, 9, "x")), nil, ""},
 		}},
 	}
 	for _, c := range cases {

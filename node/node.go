@@ -318,6 +318,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	ac.Report = n.reportStatus
+	ac.Prepare = n.prepareDepot
 	if n.agent, err = agent.New(ac); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
@@ -344,6 +345,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.wg.Go(func() { n.member.run(rctx) })
 	n.wg.Go(func() { n.watchRevocations(rctx) })
 	n.wg.Go(func() { n.keepGossiping(rctx) })
+	n.wg.Go(func() { n.collectDepots(rctx) })
 	n.wg.Go(func() {
 		if err := n.agent.Run(rctx); err != nil {
 			n.log.Error("agent stopped", "err", err)
