@@ -400,7 +400,12 @@ func (d *depot) adoptPorts(h driver.Handle) error {
 // env is the depot's environment: the manifest's, then what QNet tells every depot.
 func (d *depot) env() []string {
 	spec := d.spec()
-	env := map[string]string{"PATH": d.a.pathEnv()}
+	container := spec.Depot.Image != nil
+	env := map[string]string{}
+	if !container {
+		// A container keeps its image's PATH; processes on the node get the agent's.
+		env["PATH"] = d.a.pathEnv()
+	}
 	maps.Copy(env, spec.Env)
 	env["QNET_DEPOT_ID"] = d.id
 	env["QNET_SERVICE"] = d.placement.Service
@@ -409,9 +414,15 @@ func (d *depot) env() []string {
 	env["QNET_HOST"] = d.a.cfg.Host
 	ports := d.portsCopy()
 	for i, p := range spec.Ports {
-		env["QNET_PORT_"+envName(p.Name)] = strconv.Itoa(ports[p.Name])
+		// A process on the node listens on its host port; a container on its own port,
+		// which the node forwards its host port to.
+		port := ports[p.Name]
+		if container {
+			port = p.Port
+		}
+		env["QNET_PORT_"+envName(p.Name)] = strconv.Itoa(port)
 		if i == 0 {
-			env["PORT"] = strconv.Itoa(ports[p.Name])
+			env["PORT"] = strconv.Itoa(port)
 		}
 	}
 	out := make([]string, 0, len(env))

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"qnet.dev/qnet/driver/exec/shim"
+	"qnet.dev/qnet/driver/oci"
 	"qnet.dev/qnet/examples/hello"
 )
 
@@ -26,6 +27,24 @@ func (a *app) shimCmd() *cobra.Command {
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if code := shim.Main(args); code != 0 {
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+}
+
+// ociRunCmd is the oci driver's helper between a depot's shim and runc, which holds the
+// depot's published ports; started by the driver, hence hidden.
+func (a *app) ociRunCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                oci.HelperCommand + " ...",
+		Short:              "Run one container and forward its ports (started by the oci driver, not by hand)",
+		Example:            "  qnet " + oci.HelperCommand + " (started by the oci driver)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := oci.HelperMain(args); code != 0 {
 				return exitCode(code)
 			}
 			return nil

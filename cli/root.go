@@ -16,6 +16,7 @@ import (
 
 	"qnet.dev/qnet/client"
 	"qnet.dev/qnet/driver/exec/shim"
+	"qnet.dev/qnet/driver/oci"
 )
 
 // app is what every command shares: where output goes and the global flags.
@@ -88,7 +89,7 @@ file (--config, default ~/.qnet/config.yaml); qnet init and qnet dev write one.`
 	add("operate", a.applyCmd(), a.getCmd(), a.describeCmd(), a.logsCmd(), a.deleteCmd(),
 		a.eventsCmd(), a.ledgerCmd(), a.manifestCmd(), a.tokenCmd(), a.nodeCmd(), a.depotCmd())
 	add("other", a.contextCmd(), a.versionCmd(), a.completionCmd(root))
-	root.AddCommand(a.shimCmd(), a.exampleHelloCmd())
+	root.AddCommand(a.shimCmd(), a.ociRunCmd(), a.exampleHelloCmd())
 
 	root.InitDefaultHelpCmd()
 	for _, c := range root.Commands() {
@@ -135,10 +136,15 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // twice (to the process and to its group) and an interrupted clean-up would leave depots
 // running; only a third ends the process at once.
 func Main() int {
-	if len(os.Args) > 1 && os.Args[1] == "shim" {
-		// The depot supervisor handles its signals itself and must start fast: it goes
-		// straight to the shim, without the command tree or the handler below.
-		return shim.Main(os.Args[2:])
+	if len(os.Args) > 1 {
+		// The depot supervisors handle their signals themselves and must start fast: they
+		// go straight to their entry points, without the command tree or the handler below.
+		switch os.Args[1] {
+		case "shim":
+			return shim.Main(os.Args[2:])
+		case oci.HelperCommand:
+			return oci.HelperMain(os.Args[2:])
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -24,6 +24,7 @@ import (
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver"
 	execdriver "qnet.dev/qnet/driver/exec"
+	"qnet.dev/qnet/driver/oci"
 	"qnet.dev/qnet/gossip"
 	"qnet.dev/qnet/identity"
 	"qnet.dev/qnet/ledger"
@@ -112,6 +113,7 @@ type Node struct {
 	member *membership
 	depots *depot.Store
 	swarm  *swarm.Swarm
+	oci    *oci.Driver
 	// rotateMu serialises key rotations.
 	rotateMu sync.Mutex
 
@@ -314,6 +316,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	ac.NodeID, ac.Store, ac.Host, ac.PathDirs, ac.Log = n.id, n.store, cfg.Host, pathDirs, n.log
 	ac.Drivers = map[string]driver.Driver{manifest.DepotExec: drv}
+	// Containers need runc and root; a node without them runs exec and wasm depots, and
+	// says why image depots cannot run here.
+	if od, err := oci.New(oci.Config{
+		Dir: filepath.Join(cfg.DataDir, "oci"), Images: n.depots, ShimBinary: shim, Logger: n.log,
+		CgroupParent: "qnet-" + n.id,
+	}); err != nil {
+		n.log.Warn("image depots cannot run on this node", "err", err)
+	} else {
+		n.oci = od
+		ac.Drivers[manifest.DepotImage] = od
+	}
 	if ac.Ports, err = portalloc.New(cfg.PortLo, cfg.PortHi); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
@@ -569,6 +582,9 @@ func (n *Node) Close(ctx context.Context) error {
 		n.api.Close()
 		n.stopLoops()
 		errs = append(errs, n.gossip.Shutdown(), n.ord.Close(), n.mesh.Close(), n.store.Close(), n.drv.Close())
+		if n.oci != nil {
+			errs = append(errs, n.oci.Close())
+		}
 	})
 	return errors.Join(errs...)
 }

@@ -23,6 +23,7 @@ import (
 	"qnet.dev/qnet/client"
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver/exec/shim"
+	"qnet.dev/qnet/driver/oci"
 	"qnet.dev/qnet/examples/hello"
 	"qnet.dev/qnet/identity"
 	"qnet.dev/qnet/node"
@@ -36,6 +37,8 @@ func Main(m *testing.M) {
 		switch os.Args[1] {
 		case "shim":
 			os.Exit(shim.Main(os.Args[2:]))
+		case oci.HelperCommand:
+			os.Exit(oci.HelperMain(os.Args[2:]))
 		case "example-hello":
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			err := hello.Run(ctx, os.Stdout)

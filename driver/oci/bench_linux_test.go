@@ -1,0 +1,66 @@
+//go:build linux
+
+package oci
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"qnet.dev/qnet/driver"
+)
+
+// BenchmarkStart measures placement-to-running as the agent sees it, with the image
+// already unpacked on the node: Start, from the spec to the container's first process
+// running, including the overlay mount, the network namespace, veth and address, the
+// runtime spec, the shim (a warm one when ready), the port helper for a depot with a
+// port, and runc's create and start. It reports the median and 90th percentile.
+func BenchmarkStart(b *testing.B) {
+	store := newFakeStore()
+	img := appImage(b, store)
+	for _, tc := range []struct {
+		name  string
+		ports bool
+	}{{"port", true}, {"noport", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			d := newDriver(b, store)
+			ctx := context.Background()
+			// Unpack the image once, as an earlier depot would have.
+			h, err := d.Start(ctx, imageSpec("warmup", img, "exit", "0"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			wait(b, h)
+			d.Remove("warmup")
+			var took []time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s := imageSpec(fmt.Sprintf("bench-%d", i), img, "sleep")
+				s.CPU, s.Memory = 500, 64<<20
+				if tc.ports {
+					s.Ports = map[string]driver.PortMapping{"http": {Host: freePort(b), Container: 8080}}
+				}
+				t0 := time.Now()
+				h, err := d.Start(ctx, s)
+				took = append(took, time.Since(t0))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if _, err := h.Stop(ctx, 0); err != nil {
+					b.Fatal(err)
+				}
+				if err := d.Remove(s.ID); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-p50")
+			b.ReportMetric(float64(took[len(took)*9/10].Microseconds())/1000, "ms-p90")
+		})
+	}
+}

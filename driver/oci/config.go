@@ -1,0 +1,123 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"qnet.dev/qnet/cgroup"
+	"qnet.dev/qnet/driver/oci/network"
+)
+
+// Name is the driver's name.
+const Name = "oci"
+
+// Rootfs modes: how a depot gets a writable root filesystem on top of its image.
+const (
+	// RootfsOverlay mounts an overlay: the image's unpacked root filesystem (shared,
+	// never written) as the lower layer, and an upper and work directory of the depot's
+	// own. Instant, and costs only what the depot writes.
+	RootfsOverlay = "overlay"
+	// RootfsCopy copies the image's root filesystem for the depot: for nodes where
+	// overlayfs cannot be mounted (no overlay module, an upper directory on a
+	// filesystem overlayfs does not take, an unprivileged agent). Slow and costs the
+	// image's size per depot.
+	RootfsCopy = "copy"
+)
+
+// Config configures the oci driver.
+type Config struct {
+	// Dir is the driver's runtime directory: depots' bundles (depots/), their shims'
+	// state and logs (shims/), runc's state (runc/), network namespaces (netns/) and,
+	// unless ImageDir says otherwise, unpacked images (images/). It must survive agent
+	// restarts.
+	Dir string
+	// ImageDir holds the unpacked root filesystems of images, one per image, shared
+	// by the depots that run it (default Dir/images).
+	ImageDir string
+	// Images is the node's depot store (required).
+	Images Images
+	// Runc is the runc binary, a path or a name looked up in PATH (default "runc").
+	Runc string
+	// ShimBinary, ShimArgs and ShimEnv run the exec driver's shim, which supervises
+	// runc for each depot (see exec.Config).
+	ShimBinary string
+	ShimArgs   []string
+	ShimEnv    []string
+	// HelperBinary and HelperArgs run HelperMain, the port helper of depots that
+	// publish ports (default: ShimBinary, or this program, with ["oci-run"]).
+	// HelperEnv is its environment beyond PATH.
+	HelperBinary string
+	HelperArgs   []string
+	HelperEnv    []string
+	// Cgroup, when set, is used instead of detecting the node's hierarchy to check the
+	// limits runc sets.
+	Cgroup *cgroup.Hierarchy
+	// CgroupParent is the group under which containers' groups are made (default
+	// cgroup.DefaultParent): container <id> runs in <parent>/<id>.
+	CgroupParent string
+	// RequireLimits makes Start fail with driver.ErrLimitsUnavailable when a depot asks
+	// for a limit the node does not enforce.
+	RequireLimits bool
+	// Network is the containers' bridge and subnet (default: network.DefaultConfig with
+	// namespaces under Dir/netns).
+	Network *network.Config
+	// Rootfs is how a depot's writable root is made: RootfsOverlay, RootfsCopy, or
+	// empty for an overlay that falls back to a copy (with a warning) when overlayfs
+	// cannot be mounted.
+	Rootfs string
+	// StartTimeout bounds how long Start waits for a container to run, once its image
+	// is unpacked (default 30s).
+	StartTimeout time.Duration
+	// Logger receives the driver's own logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Runc == "" {
+		c.Runc = "runc"
+	}
+	if c.CgroupParent == "" {
+		c.CgroupParent = cgroup.DefaultParent
+	}
+	if c.HelperArgs == nil {
+		c.HelperArgs = []string{HelperCommand}
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first bad field of c.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("oci driver: Dir is empty: want a runtime directory that survives agent restarts, e.g. <data-dir>/oci")
+	case c.Images == nil:
+		return errors.New("oci driver: Images is nil: want the node's depot store")
+	case c.Rootfs != "" && c.Rootfs != RootfsOverlay && c.Rootfs != RootfsCopy:
+		return fmt.Errorf("oci driver: Rootfs %q: want %q, %q or empty (overlay, else copy)", c.Rootfs, RootfsOverlay, RootfsCopy)
+	case c.StartTimeout < 0:
+		return fmt.Errorf("oci driver: StartTimeout is %v: want >= 0 (0 = 30s)", c.StartTimeout)
+	}
+	if c.CgroupParent != "" {
+		if err := cgroup.ValidateParent(c.CgroupParent); err != nil {
+			return fmt.Errorf("oci driver: CgroupParent: %w", err)
+		}
+	}
+	if c.Network != nil {
+		if err := c.Network.Validate(); err != nil {
+			return fmt.Errorf("oci driver: %w", err)
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

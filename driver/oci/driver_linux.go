@@ -1,0 +1,843 @@
+//go:build linux
+
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"qnet.dev/qnet/cgroup"
+	"qnet.dev/qnet/depot"
+	"qnet.dev/qnet/driver"
+	execdrv "qnet.dev/qnet/driver/exec"
+	"qnet.dev/qnet/driver/oci/network"
+)
+
+// Driver runs OCI images through runc, each depot under an exec-driver shim. It is
+// safe for concurrent use.
+type Driver struct {
+	cfg       Config
+	depotsDir string
+	runcRoot  string
+	runc      string
+	helper    []string
+	exec      *execdrv.Driver
+	images    *imageCache
+	net       *network.Network
+	hier      cgroup.Hierarchy
+	log       *slog.Logger
+
+	// ctx ends when the driver is closed; it bounds the goroutines that wait for
+	// depots to end (bg).
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+
+	mu       sync.Mutex
+	handles  map[string]*handle
+	starting map[string]bool
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New checks cfg, finds runc, prepares the directories and the exec driver that runs
+// the shims, and returns the driver. It starts nothing; call Recover to find the
+// depots of a previous agent.
+func New(cfg Config) (*Driver, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Driver{cfg: cfg, log: cfg.Logger.With("driver", Name), handles: map[string]*handle{}, starting: map[string]bool{}}
+	var err error
+	if d.runc, err = osexec.LookPath(cfg.Runc); err != nil {
+		return nil, fmt.Errorf("oci driver: runc %q: %w (install the runc package)", cfg.Runc, err)
+	}
+	if d.runc, err = filepath.Abs(d.runc); err != nil {
+		return nil, fmt.Errorf("oci driver: runc: %w", err)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("oci driver: Dir: %w", err)
+	}
+	d.depotsDir, d.runcRoot = filepath.Join(dir, "depots"), filepath.Join(dir, "runc")
+	for _, p := range []string{d.depotsDir, d.runcRoot} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return nil, fmt.Errorf("oci driver: %w", err)
+		}
+	}
+	imageDir := cfg.ImageDir
+	if imageDir == "" {
+		imageDir = filepath.Join(dir, "images")
+	}
+	if d.images, err = newImageCache(imageDir, cfg.Images, d.log); err != nil {
+		return nil, fmt.Errorf("oci driver: %w", err)
+	}
+	netCfg := network.DefaultConfig(filepath.Join(dir, "netns"))
+	if cfg.Network != nil {
+		netCfg = *cfg.Network
+	}
+	if d.net, err = network.New(netCfg); err != nil {
+		return nil, fmt.Errorf("oci driver: %w", err)
+	}
+	if cfg.Cgroup != nil {
+		d.hier = *cfg.Cgroup
+	} else {
+		d.hier = cgroup.Detect(cfg.CgroupParent)
+	}
+	helperBin := cfg.HelperBinary
+	if helperBin == "" {
+		helperBin = cfg.ShimBinary
+	}
+	if helperBin == "" {
+		if helperBin, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("oci driver: find own binary for the port helper (set HelperBinary): %w", err)
+		}
+	}
+	if helperBin, err = filepath.Abs(helperBin); err != nil {
+		return nil, fmt.Errorf("oci driver: HelperBinary: %w", err)
+	}
+	d.helper = append([]string{helperBin}, cfg.HelperArgs...)
+	// The shims run runc (or the port helper) as their workload. They make no cgroup of
+	// their own: runc puts the container in its cgroup, with the limits, and runc
+	// itself stays outside it so that a tight memory limit cannot kill the runtime.
+	d.exec, err = execdrv.New(execdrv.Config{
+		Dir: filepath.Join(dir, "shims"), ShimBinary: cfg.ShimBinary, ShimArgs: cfg.ShimArgs, ShimEnv: cfg.ShimEnv,
+		Cgroup:       &cgroup.Hierarchy{Version: cgroup.None, Parent: cfg.CgroupParent, Reason: "runc puts the container in its cgroup"},
+		StartTimeout: cfg.StartTimeout, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oci driver: %w", err)
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// Name returns "oci".
+func (d *Driver) Name() string { return Name }
+
+// Cgroups returns the cgroup hierarchy whose limits the driver checks.
+func (d *Driver) Cgroups() cgroup.Hierarchy { return d.hier }
+
+// Network returns the configuration of the containers' network.
+func (d *Driver) Network() network.Config { return d.net.Config() }
+
+func (d *Driver) bundle(id string) string { return filepath.Join(d.depotsDir, id) }
+
+func (d *Driver) cgroupsPath(id string) string { return "/" + d.cfg.CgroupParent + "/" + id }
+
+// Logs returns the paths of the depot's stdout and stderr logs: the container's
+// output, as the shim wrote it (rotated files beside them as .1, .2, …).
+func (d *Driver) Logs(id string) (stdout, stderr string) { return d.exec.Logs(id) }
+
+// validID reports whether id is a well-formed depot ID (so it names a directory inside
+// the driver's, never outside).
+func validID(id string) bool {
+	return (driver.Spec{ID: id, Command: "x"}).Validate() == nil
+}
+
+// checkSpec returns the image digest of s, or why s cannot be run by this driver.
+func checkSpec(s driver.Spec) (depot.Digest, error) {
+	if err := s.Validate(); err != nil {
+		return "", fmt.Errorf("%w: %w", driver.ErrBadSpec, err)
+	}
+	if s.Image == nil {
+		return "", fmt.Errorf("%w: depot %q has no spec.image: the oci driver runs images", driver.ErrBadSpec, s.ID)
+	}
+	dg, err := depot.ParseDigest(s.Image.Digest)
+	if err != nil {
+		return "", fmt.Errorf("%w: spec.image.digest of depot %q: %w", driver.ErrBadSpec, s.ID, err)
+	}
+	taken := map[string]string{}
+	for _, name := range sortedKeys(s.Ports) {
+		p := s.Ports[name]
+		key := fmt.Sprintf("%d/%s", p.Host, orDefault(p.Protocol, "tcp"))
+		if other, ok := taken[key]; ok {
+			return "", fmt.Errorf("%w: spec.ports[%q] of depot %q: host port %s is also ports[%q]", driver.ErrBadSpec, name, s.ID, key, other)
+		}
+		taken[key] = name
+		switch {
+		case p.Host < 1 || p.Host > 65535 || p.Container < 1 || p.Container > 65535:
+			return "", fmt.Errorf("%w: spec.ports[%q] of depot %q is %d->%d: want ports from 1 to 65535", driver.ErrBadSpec, name, s.ID, p.Host, p.Container)
+		case p.Protocol != "" && p.Protocol != "tcp" && p.Protocol != "udp":
+			return "", fmt.Errorf("%w: spec.ports[%q] of depot %q: protocol %q: want tcp or udp", driver.ErrBadSpec, name, s.ID, p.Protocol)
+		}
+	}
+	return dg, nil
+}
+
+// Start runs the depot's image and returns once the container's first process runs:
+// the image is unpacked (once per image), the depot gets its overlay, its network and
+// its runtime spec, and a shim runs runc for it.
+func (d *Driver) Start(ctx context.Context, s driver.Spec) (driver.Handle, error) {
+	dg, err := checkSpec(s)
+	if err != nil {
+		return nil, err
+	}
+	s = s.WithDefaults()
+	dir := d.bundle(s.ID)
+	d.mu.Lock()
+	prev, tracked := d.handles[s.ID]
+	switch {
+	case tracked && prev.exited():
+		// A restart of a depot that ended: its state goes (its logs stay, with the
+		// shim's directory, which the exec driver resets on its own Start).
+		d.teardown(s.ID, prev.rec) // done when it ended; again in case that failed
+		err = os.RemoveAll(dir)
+		delete(d.handles, s.ID)
+		if err == nil {
+			err = os.Mkdir(dir, 0o700)
+		}
+		tracked = false
+	case !tracked:
+		// The directory is the lock: one Start per ID.
+		err = os.Mkdir(dir, 0o700)
+	}
+	if tracked || errors.Is(err, fs.ErrExist) {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q has runtime state in %s; Recover or Remove it first", driver.ErrExists, s.ID, dir)
+	}
+	if err != nil {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	d.starting[s.ID] = true
+	d.mu.Unlock()
+
+	h, err := d.start(ctx, s, dg, dir)
+	d.mu.Lock()
+	delete(d.starting, s.ID)
+	if err == nil {
+		d.handles[s.ID] = h
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// start does Start's work; on error it leaves nothing behind (no container, network,
+// mount, shim state or bundle).
+func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir string) (_ *handle, err error) {
+	t0 := time.Now()
+	rec := &record{Spec: s}
+	rec.Spec.Env = nil
+	var eh driver.Handle
+	defer func() {
+		if err == nil {
+			return
+		}
+		if eh != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			d.killContainer(s.ID, rec)
+			eh.Stop(sctx, 0)
+			cancel()
+			d.exec.Remove(s.ID)
+		}
+		d.teardown(s.ID, rec)
+		os.RemoveAll(dir)
+	}()
+	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+
+	img, err := d.cfg.Images.Image(dg)
+	if errors.Is(err, depot.ErrNotFound) {
+		return nil, fmt.Errorf("%w: image %s of depot %q is not in the node's depot store", driver.ErrCommandNotFound, dg, s.ID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	if img.Kind != "" && img.Kind != depot.KindOCI {
+		return nil, fmt.Errorf("%w: image %s of depot %q is a %s image, not a container image", driver.ErrBadSpec, dg, s.ID, img.Kind)
+	}
+	if (img.OS != "" && img.OS != "linux") || (img.Arch != "" && img.Arch != runtime.GOARCH) {
+		return nil, fmt.Errorf("%w: image %s of depot %q is for %s/%s; this node runs linux/%s", driver.ErrBadSpec, dg, s.ID, img.OS, img.Arch, runtime.GOARCH)
+	}
+	rec.StopSignal = img.Config.StopSignal
+	if rec.Lower, err = d.images.rootfs(ctx, img); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+
+	userSpec := img.Config.User
+	if s.Image.User != "" {
+		userSpec = s.Image.User
+	}
+	passwd, err := readImageFile(rec.Lower, "etc/passwd")
+	if err != nil {
+		return nil, fmt.Errorf("%w: depot %q: %w", driver.ErrBadSpec, s.ID, err)
+	}
+	group, err := readImageFile(rec.Lower, "etc/group")
+	if err != nil {
+		return nil, fmt.Errorf("%w: depot %q: %w", driver.ErrBadSpec, s.ID, err)
+	}
+	user, err := ResolveUser(userSpec, passwd, group)
+	if err != nil {
+		return nil, fmt.Errorf("%w: depot %q: %w", driver.ErrBadSpec, s.ID, err)
+	}
+	in := specInput{Spec: s, Image: img.Config, User: user, CgroupsPath: d.cgroupsPath(s.ID), Swap: d.swapAccounted()}
+	// Checked before anything is mounted: a spec that cannot run costs nothing.
+	if _, err := processArgs(in); err != nil {
+		return nil, err
+	}
+	if _, err := workingDir(in); err != nil {
+		return nil, err
+	}
+
+	if in.Rootfs, err = d.makeRootfs(rec, dir); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	if rec.Endpoint, err = d.net.Attach(ctx, s.ID); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	in.NetNS = rec.Endpoint.NetNS
+	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	in.Hosts, in.Hostname = filepath.Join(dir, hostsFile), filepath.Join(dir, hostnameFile)
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", rec.Endpoint.Addr.Addr(), hostname(s.ID))
+	if err := os.WriteFile(in.Hosts, []byte(hosts), 0o644); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	if err := os.WriteFile(in.Hostname, []byte(hostname(s.ID)+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	if err := makeWorkingDir(in); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	rs, err := runtimeSpec(in)
+	if err != nil {
+		return nil, err
+	}
+	// config.json holds the environment, which may hold secrets: it is readable by root
+	// alone and removed as soon as runc has read it.
+	if err := writeJSON(filepath.Join(dir, configFile), rs); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+
+	es := driver.Spec{
+		ID: s.ID, Env: append([]string{"PATH=" + DefaultPath}, d.cfg.HelperEnv...),
+		LogMaxBytes: s.LogMaxBytes, LogMaxFiles: s.LogMaxFiles,
+	}
+	runcArgs := []string{"--root", d.runcRoot, "--log", filepath.Join(dir, runcLog), "--log-format", "json",
+		"run", "--keep", "--pid-file", filepath.Join(dir, pidFile), "--bundle", dir, s.ID}
+	if len(s.Ports) == 0 {
+		es.Command, es.Args = d.runc, runcArgs
+	} else {
+		es.Command = d.helper[0]
+		es.Args = append(append([]string{}, d.helper[1:]...), "-e", filepath.Join(dir, helperErr))
+		for _, name := range sortedKeys(s.Ports) {
+			p := s.Ports[name]
+			arg := fmt.Sprintf("%d=%s", p.Host, net.JoinHostPort(rec.Endpoint.Addr.Addr().String(), strconv.Itoa(p.Container)))
+			if p.Protocol == "udp" {
+				arg = fmt.Sprintf("%d/udp=%s", p.Host, net.JoinHostPort(rec.Endpoint.Addr.Addr().String(), strconv.Itoa(p.Container)))
+			}
+			es.Args = append(es.Args, "-p", arg)
+		}
+		es.Args = append(append(es.Args, "--", d.runc), runcArgs...)
+	}
+	if eh, err = d.exec.Start(ctx, es); err != nil {
+		return nil, fmt.Errorf("start depot %q: start its shim: %w", s.ID, err)
+	}
+	if rec.PID, err = d.awaitRunning(ctx, s.ID, dir, eh); err != nil {
+		return nil, err
+	}
+	os.Remove(filepath.Join(dir, configFile))
+	rec.PIDStart, _ = procStart(rec.PID)
+	rec.StartedAt = time.Now()
+	rec.Limits = d.limits(s)
+	if d.cfg.RequireLimits && ((s.CPU > 0 && !rec.Limits.CPUEnforced) || (s.Memory > 0 && !rec.Limits.MemoryEnforced)) {
+		return nil, fmt.Errorf("%w: depot %q asks for limits this node cannot enforce (%s): %s", driver.ErrLimitsUnavailable, s.ID, rec.Limits.Mechanism, rec.Limits.Reason)
+	}
+	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	h := newHandle(d, s, dir, rec, eh)
+	d.watch(h)
+	d.log.Debug("depot started", "depot", s.ID, "image", dg, "pid", rec.PID, "addr", rec.Endpoint.Addr, "took", time.Since(t0))
+	return h, nil
+}
+
+// awaitRunning waits until runc has started the container's first process (it writes
+// the pid file after the process was started) and returns its PID; or, when the shim
+// ended first, returns why the container did not start.
+func (d *Driver) awaitRunning(ctx context.Context, id, dir string, eh driver.Handle) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
+	defer cancel()
+	ended := make(chan driver.ExitStatus, 1)
+	go func() {
+		if st, err := eh.Wait(ctx); err == nil {
+			ended <- st
+		}
+	}()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		if pid, err := readPID(filepath.Join(dir, pidFile)); err == nil {
+			return pid, nil
+		}
+		select {
+		case st := <-ended:
+			if pid, err := readPID(filepath.Join(dir, pidFile)); err == nil {
+				return pid, nil // started, and already ended: Wait will tell
+			}
+			return 0, d.startError(id, dir, st)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("start depot %q: waiting for runc to start the container: %w", id, context.Cause(ctx))
+		case <-tick.C:
+		}
+	}
+}
+
+// startError says why a container did not start, from what runc or the helper wrote.
+func (d *Driver) startError(id, dir string, st driver.ExitStatus) error {
+	if msg, err := os.ReadFile(filepath.Join(dir, helperErr)); err == nil && len(msg) > 0 {
+		return fmt.Errorf("start depot %q: %s", id, msg)
+	}
+	msg := runcError(filepath.Join(dir, runcLog))
+	if msg == "" {
+		msg = "runc " + st.Reason
+	}
+	// runc checks the program exists before it starts the container.
+	if strings.Contains(msg, "exec:") && (strings.Contains(msg, "no such file") || strings.Contains(msg, "not found") || strings.Contains(msg, "permission denied")) {
+		return fmt.Errorf("%w: depot %q: %s", driver.ErrCommandNotFound, id, msg)
+	}
+	return fmt.Errorf("start depot %q: runc: %s", id, msg)
+}
+
+// makeRootfs gives the depot its writable root: an overlay on the image's, or a copy.
+func (d *Driver) makeRootfs(rec *record, dir string) (string, error) {
+	target := filepath.Join(dir, rootfsDir)
+	if err := os.Mkdir(target, 0o755); err != nil {
+		return "", err
+	}
+	if d.cfg.Rootfs != RootfsCopy {
+		upper, work := filepath.Join(dir, upperDir), filepath.Join(dir, workDir)
+		err := os.Mkdir(upper, 0o755)
+		if err == nil {
+			err = os.Mkdir(work, 0o700)
+		}
+		if err == nil {
+			err = mountOverlay(rec.Lower, upper, work, target)
+		}
+		if err == nil {
+			rec.Rootfs = RootfsOverlay
+			return target, nil
+		}
+		if d.cfg.Rootfs == RootfsOverlay {
+			return "", err
+		}
+		d.log.Warn("overlay unavailable; copying the image for the depot instead (slower, and costs the image's size per depot)", "depot", rec.Spec.ID, "err", err)
+		os.RemoveAll(upper)
+		os.RemoveAll(work)
+	}
+	if err := copyTree(rec.Lower, target); err != nil {
+		return "", fmt.Errorf("copy the image's root filesystem: %w", err)
+	}
+	rec.Rootfs = RootfsCopy
+	return target, nil
+}
+
+// makeWorkingDir creates the working directory in the container's root when the image
+// lacks it, as Docker does (runc would refuse to start).
+func makeWorkingDir(in specInput) error {
+	wd, err := workingDir(in)
+	if err != nil || wd == "/" {
+		return err
+	}
+	root, err := os.OpenRoot(in.Rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.MkdirAll(strings.TrimPrefix(wd, "/"), 0o755); err != nil {
+		return fmt.Errorf("working directory %s: %w", wd, err)
+	}
+	return nil
+}
+
+// swapAccounted reports whether the node's memory controller bounds swap, so that a
+// memory limit can also forbid swapping.
+func (d *Driver) swapAccounted() bool {
+	switch d.hier.Version {
+	case cgroup.V1:
+		return exists(filepath.Join(d.hier.Memory, "memory.memsw.limit_in_bytes"))
+	case cgroup.V2:
+		// The root group has no memory files; any group below it shows whether the
+		// kernel accounts swap.
+		entries, _ := filepath.Glob(filepath.Join(d.hier.Memory, "*", "memory.swap.max"))
+		return len(entries) > 0
+	}
+	return false
+}
+
+// limits reads the container's cgroup back and reports which limits hold: runc
+// silently skips a controller the node does not mount, so its word is not enough.
+func (d *Driver) limits(s driver.Spec) driver.LimitReport {
+	rep := driver.LimitReport{Mechanism: d.hier.Version.String()}
+	var why []string
+	read := func(dir, file string) string {
+		if dir == "" {
+			return ""
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, d.cfg.CgroupParent, s.ID, file))
+		return strings.TrimSpace(string(data))
+	}
+	switch {
+	case s.CPU <= 0:
+		why = append(why, "no CPU limit requested")
+	default:
+		q := s.CPU * cfsPeriod / 1000
+		if q < minQuota {
+			q = minQuota
+		}
+		var got string
+		if d.hier.Version == cgroup.V2 {
+			got, _, _ = strings.Cut(read(d.hier.CPU, "cpu.max"), " ")
+		} else {
+			got = read(d.hier.CPU, "cpu.cfs_quota_us")
+		}
+		if got == strconv.FormatInt(q, 10) {
+			rep.CPUEnforced = true
+		} else {
+			why = append(why, fmt.Sprintf("CPU not limited: the container's cgroup has quota %q, want %d (%s)", got, q, orDefault(d.hier.Reason, "no cpu controller")))
+		}
+	}
+	switch {
+	case s.Memory <= 0:
+		why = append(why, "no memory limit requested")
+	default:
+		file := "memory.limit_in_bytes"
+		if d.hier.Version == cgroup.V2 {
+			file = "memory.max"
+		}
+		got, err := strconv.ParseInt(read(d.hier.Memory, file), 10, 64)
+		// The kernel rounds the limit down to whole pages.
+		if err == nil && got <= s.Memory && got > s.Memory-int64(os.Getpagesize()) {
+			rep.MemoryEnforced = true
+		} else {
+			why = append(why, fmt.Sprintf("memory not limited: the container's cgroup does not hold the limit (%s)", orDefault(d.hier.Reason, "no memory controller")))
+		}
+	}
+	rep.Reason = strings.Join(why, "; ")
+	if !rep.CPUEnforced && !rep.MemoryEnforced && d.hier.Version == cgroup.None {
+		rep.Mechanism = cgroup.None.String()
+	}
+	return rep
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// runcCmd runs one runc command (state, kill, delete) and returns its error with what
+// runc printed.
+func (d *Driver) runcCmd(ctx context.Context, args ...string) error {
+	cmd := osexec.CommandContext(ctx, d.runc, append([]string{"--root", d.runcRoot}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("runc %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// killContainer kills every process of the container: its first process (in its own
+// PID namespace, so the kernel takes all the others with it) and, for safety, what is
+// left in its cgroup.
+func (d *Driver) killContainer(id string, rec *record) {
+	if rec.PID > 0 && alive(rec.PID, rec.PIDStart) {
+		syscall.Kill(rec.PID, syscall.SIGKILL)
+	} else if exists(filepath.Join(d.runcRoot, id)) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d.runcCmd(ctx, "kill", id, "KILL")
+		cancel()
+	}
+	if g, err := d.hier.Open(id); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		g.Kill(ctx)
+		cancel()
+	}
+}
+
+// teardown releases what a depot holds on the node besides its logs and bundle: the
+// runc container (with its cgroup), the network and the root filesystem's mount. It
+// may run again, and on a depot that was only half set up.
+func (d *Driver) teardown(id string, rec *record) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if exists(filepath.Join(d.runcRoot, id)) {
+		if err := d.runcCmd(ctx, "delete", "--force", id); err != nil && exists(filepath.Join(d.runcRoot, id)) {
+			d.log.Warn("runc container not deleted", "depot", id, "err", err)
+		}
+	}
+	if g, err := d.hier.Open(id); err == nil {
+		g.Kill(ctx)
+		if err := g.Remove(ctx); err != nil {
+			d.log.Warn("cgroup not removed", "depot", id, "err", err)
+		}
+	}
+	ep := rec.Endpoint
+	if ep == nil {
+		// Attach may have got part of the way before the record was written.
+		ep = &network.Endpoint{ID: id, NetNS: filepath.Join(d.net.Config().NetnsDir, id), HostVeth: network.VethName(d.net.Config().NetnsDir, id)}
+	}
+	if err := d.net.Detach(ep); err != nil {
+		d.log.Warn("network not detached", "depot", id, "err", err)
+	}
+	if err := unmount(filepath.Join(d.bundle(id), rootfsDir)); err != nil {
+		d.log.Warn("root filesystem not unmounted", "depot", id, "err", err)
+	}
+}
+
+// watch finishes h once its shim has ended; the goroutine ends with the driver.
+func (d *Driver) watch(h *handle) {
+	d.bg.Go(func() {
+		st, err := h.eh.Wait(d.ctx)
+		if err != nil {
+			return // the driver is closing; the next agent finishes the depot
+		}
+		h.finish(st)
+	})
+}
+
+// Recover finds the depots of a previous agent: a running container is re-adopted
+// (its shim and runc keep running; nothing is started), one that ended meanwhile is
+// cleaned up after and returned with its exit status, and one whose start was cut
+// short, or whose runtime died without a word, is cleaned up and returned as exited
+// with a reason starting "lost:". Containers in runc's state that no depot owns are
+// deleted. The environment is never stored, so a recovered depot's Spec has Env nil.
+func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
+	ehs, err := d.exec.Recover(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recover oci depots: %w", err)
+	}
+	shims := map[string]driver.Handle{}
+	for _, eh := range ehs {
+		shims[eh.ID()] = eh
+	}
+	entries, err := os.ReadDir(d.depotsDir)
+	if err != nil {
+		return nil, fmt.Errorf("recover oci depots: %w", err)
+	}
+	var out []driver.Handle
+	known := map[string]bool{}
+	for _, e := range entries {
+		id := e.Name()
+		if !e.IsDir() || !validID(id) {
+			continue
+		}
+		known[id] = true
+		d.mu.Lock()
+		h, tracked := d.handles[id]
+		starting := d.starting[id]
+		d.mu.Unlock()
+		if tracked {
+			out = append(out, h)
+			continue
+		}
+		if starting {
+			continue
+		}
+		h, err := d.recoverOne(id, shims[id])
+		if err != nil {
+			d.log.Warn("depot not recovered; its state is removed", "depot", id, "err", err)
+			continue
+		}
+		d.mu.Lock()
+		if prev, ok := d.handles[id]; ok {
+			h = prev
+		} else {
+			d.handles[id] = h
+		}
+		d.mu.Unlock()
+		out = append(out, h)
+	}
+	// Shims without a bundle: runc runs for nothing the driver knows.
+	for id, eh := range shims {
+		if known[id] {
+			continue
+		}
+		if _, err := eh.Wait(expired()); err != nil {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			eh.Stop(sctx, 0)
+			cancel()
+		}
+		d.exec.Remove(id)
+	}
+	// Containers without a bundle.
+	if cs, err := os.ReadDir(d.runcRoot); err == nil {
+		for _, c := range cs {
+			if c.IsDir() && !known[c.Name()] && validID(c.Name()) {
+				d.log.Warn("deleting a container no depot owns", "container", c.Name())
+				d.runcCmd(ctx, "delete", "--force", c.Name())
+			}
+		}
+	}
+	return out, nil
+}
+
+// expired is a context that has already ended, for a Wait that must not block.
+func expired() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func (d *Driver) recoverOne(id string, eh driver.Handle) (*handle, error) {
+	dir := d.bundle(id)
+	rec := &record{}
+	if err := readJSON(filepath.Join(dir, recordFile), rec); err != nil {
+		// Cut short before the record was written: nothing ran.
+		rec = &record{Spec: driver.Spec{ID: id}}
+		if eh != nil {
+			d.killContainer(id, rec)
+		}
+		d.teardown(id, rec)
+		if eh != nil {
+			d.exec.Remove(id)
+		}
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	// The runtime spec holds the environment: it goes, whatever became of the start.
+	os.Remove(filepath.Join(dir, configFile))
+	h := newHandle(d, rec.Spec, dir, rec, eh)
+	var ex driver.ExitStatus
+	switch {
+	case readJSON(filepath.Join(dir, exitFile), &ex) == nil:
+		h.setExit(ex)
+	case eh == nil:
+		d.killContainer(id, rec)
+		h.finish(driver.ExitStatus{Code: -1, Reason: "lost: the agent stopped while the container was starting"})
+	default:
+		if rec.PID == 0 {
+			// The agent stopped before it saw the container run; runc may have.
+			if pid, err := readPID(filepath.Join(dir, pidFile)); err == nil {
+				rec.PID = pid
+				rec.PIDStart, _ = procStart(pid)
+				rec.StartedAt = time.Now()
+				rec.Limits = d.limits(rec.Spec)
+				writeJSON(filepath.Join(dir, recordFile), rec)
+			}
+		}
+		d.watch(h)
+	}
+	return h, nil
+}
+
+// Remove deletes a stopped depot: its bundle, writable layer and logs.
+func (d *Driver) Remove(id string) error {
+	if !validID(id) {
+		return fmt.Errorf("remove depot %q: %w", id, driver.ErrNotFound)
+	}
+	dir := d.bundle(id)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.starting[id] {
+		return fmt.Errorf("remove depot %q: %w (it is starting)", id, driver.ErrRunning)
+	}
+	rec := &record{}
+	if h, ok := d.handles[id]; ok {
+		if !h.exited() {
+			return fmt.Errorf("remove depot %q: %w; Stop it first", id, driver.ErrRunning)
+		}
+		rec = h.rec
+	} else {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			// Only shim state (a start cut short at the wrong moment), or nothing.
+			if err := d.exec.Remove(id); err != nil {
+				return fmt.Errorf("remove depot %q: %w", id, err)
+			}
+			return nil
+		}
+		if err := readJSON(filepath.Join(dir, recordFile), rec); err != nil {
+			rec = &record{Spec: driver.Spec{ID: id}}
+		}
+		if rec.PID > 0 && alive(rec.PID, rec.PIDStart) {
+			return fmt.Errorf("remove depot %q: %w (its container, pid %d, runs); Stop it first", id, driver.ErrRunning, rec.PID)
+		}
+	}
+	if err := d.exec.Remove(id); err != nil && !errors.Is(err, driver.ErrNotFound) {
+		return fmt.Errorf("remove depot %q: %w", id, err)
+	}
+	d.teardown(id, rec)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove depot %q: %w", id, err)
+	}
+	delete(d.handles, id)
+	return nil
+}
+
+// RemoveImage deletes the unpacked root filesystem of an image no depot uses, to free
+// its space; the image stays in the depot store and is unpacked again if needed.
+func (d *Driver) RemoveImage(dg depot.Digest) error {
+	if _, err := depot.ParseDigest(string(dg)); err != nil {
+		return err
+	}
+	lower := filepath.Join(d.images.path(dg), "rootfs")
+	entries, _ := os.ReadDir(d.depotsDir)
+	for _, e := range entries {
+		var rec record
+		if readJSON(filepath.Join(d.depotsDir, e.Name(), recordFile), &rec) == nil && rec.Lower == lower {
+			return fmt.Errorf("remove unpacked image %s: depot %q uses it: %w", dg, e.Name(), driver.ErrRunning)
+		}
+	}
+	return d.images.remove(dg)
+}
+
+// Close stops the driver's own goroutines and shims held in reserve. Depots keep
+// running; the next driver recovers them.
+func (d *Driver) Close() error {
+	d.cancel()
+	d.bg.Wait()
+	err := d.exec.Close()
+	if d.hier.Version != cgroup.None {
+		for _, top := range []string{d.hier.CPU, d.hier.Memory} {
+			if top != "" {
+				os.Remove(filepath.Join(top, d.cfg.CgroupParent)) // fails, harmlessly, while groups remain
+			}
+		}
+	}
+	return err
+}
+
+// signalNumber parses an image's StopSignal ("SIGQUIT", "QUIT" or "3"); SIGTERM when
+// empty or unknown.
+func signalNumber(s string) syscall.Signal {
+	if s == "" {
+		return syscall.SIGTERM
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n)
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig
+	}
+	return syscall.SIGTERM
+}

@@ -1,0 +1,109 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"qnet.dev/qnet/depot"
+	"qnet.dev/qnet/manifest"
+	"qnet.dev/qnet/qnettest"
+)
+
+// staticServer builds a small static HTTP server that answers "image <hostname>" on
+// $PORT, as a one-binary image would carry it.
+func staticServer(t *testing.T) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	if _, err := os.Stat(gobin); err != nil {
+		t.Skip("no Go toolchain to build the test image's server")
+	}
+	dir := t.TempDir()
+	src := `package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	host, _ := os.Hostname()
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "image %s\n", host) })
+	http.ListenAndServe(":"+os.Getenv("PORT"), nil)
+}
+`
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module imgsrv\ngo 1.22\n"), 0o644)
+	cmd := exec.Command(gobin, "build", "-o", filepath.Join(dir, "imgsrv"), ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the test server: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "imgsrv")
+}
+
+// TestImageDepotFromPeer builds an image on one node and runs it on another: the node
+// that runs it fetches the image from its peer through the mesh, and the container
+// answers on the node's port.
+func TestImageDepotFromPeer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("containers need root")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed (apt-get install runc)")
+	}
+	bin := staticServer(t)
+	nodes := qnettest.StartNetwork(t, 2, qnettest.Options{})
+	ctx := context.Background()
+	img, err := nodes[0].Client.BuildImage(ctx, bin, "imgsrv:1", depot.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the second node may run it, so it must fetch it.
+	svcs, err := manifest.Decode("img.yaml", fmt.Appendf(nil, `apiVersion: qnet/v1
+kind: Service
+metadata: {name: imgsrv}
+spec:
+  depot: {image: imgsrv:1}
+  resources: {cpu: 100m, memory: 64Mi}
+  ports: [{name: http, port: 8080}]
+  health:
+    readiness: {http: /, interval: 200ms}
+  placement: {constraints: ["id == %s"]}
+`, nodes[1].ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := nodes[0].Client.Apply(ctx, svcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := nodes[0].Client.Service(ctx, "imgsrv")
+	if err != nil || applied.Spec.Spec.Depot.Image.Digest != string(img.Digest) {
+		t.Fatalf("apply did not pin the image's digest: %v %+v", err, res)
+	}
+	waitReady(t, nodes[0], "imgsrv")
+	d := depotOf(t, nodes[0], "imgsrv")
+	if d.Node != nodes[1].ID() {
+		t.Fatalf("depot on %s, want %s", d.Node, nodes[1].ID())
+	}
+	code, body := get(t, d.Addrs["http"], "/")
+	if code != 200 || !strings.Contains(body, "image "+d.ID) {
+		t.Fatalf("container answered %d %q", code, body)
+	}
+	if !nodes[1].Depots().Has(img.Digest) {
+		t.Fatal("the running node does not hold the image")
+	}
+	if nodes[0].Swarm().Served() == 0 {
+		t.Fatal("the image did not come from the peer")
+	}
+}
