@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"archive/tar"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,4 +31,38 @@ func waitGone(b *testing.B, n *qnettest.Node) {
 		entries, err := os.ReadDir(filepath.Join(n.DataDir, node.DepotDir))
 		return err == nil && len(entries) == 0 && len(n.Agent().Depots()) == 0
 	})
+}
+
+// untarTo extracts a tar of plain files and directories (one QNet wrote) into dir.
+func untarTo(tarPath, dir string) error {
+	f, err := os.Open(tarPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
+		if h.Typeflag == tar.TypeDir {
+			os.MkdirAll(p, 0o755)
+			continue
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		out, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(out, tr)
+		out.Close()
+		if err != nil {
+			return err
+		}
+	}
 }
