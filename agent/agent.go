@@ -30,6 +30,10 @@ type Config struct {
 	Store  *state.Store
 	// Drivers run depots, by kind ("exec", "image", "wasm").
 	Drivers map[string]driver.Driver
+	// Ready, when set, blocks until this node's replica of the state has caught up with
+	// the network, so a restarted agent does not start depots that were moved away while
+	// it was down. An error (a node cut off from the rest) lets it go on with what it has.
+	Ready func(ctx context.Context) error
 	// Prepare, when set, makes sure what a depot needs is on this node before its
 	// driver starts it (an image or module is fetched from peers).
 	Prepare func(ctx context.Context, s driver.Spec) error
@@ -123,6 +127,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	if len(handles) > 0 {
 		a.log.Info("found depots of a previous agent", "count", len(handles))
+	}
+
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.log.Warn("running depots from a state that may be behind the network", "err", err)
+		}
 	}
 
 	rctx, stopReports := context.WithCancel(context.WithoutCancel(ctx))

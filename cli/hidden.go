@@ -44,6 +44,9 @@ func (a *app) ociRunCmd() *cobra.Command {
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+				return cmd.Help()
+			}
 			if code := oci.HelperMain(args); code != 0 {
 				return exitCode(code)
 			}

@@ -300,7 +300,8 @@ func (a *app) testnetPartitionCmd(open openFunc) *cobra.Command {
 connections that exist and new ones: with --netns by blackhole routes in the nodes'
 namespaces, else by nftables rules on the loopback (root and nft needed). A single
 group is cut from every other node. A new partition replaces the one in place; qnet
-testnet heal removes it. The operator's API traffic and the depots' traffic pass.`,
+testnet heal removes it. Your own commands still reach every node's API, and clients
+on this machine still reach every node's depots.`,
 		Example: `  qnet testnet partition 1,2 / 3,4,5
   qnet testnet partition node3          # node 3 against the rest`,
 		Args: func(cmd *cobra.Command, args []string) error {

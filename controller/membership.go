@@ -75,9 +75,12 @@ func TargetValidators(n int) int {
 func Membership(in MembershipInput) MembershipPlan {
 	var plan MembershipPlan
 	plan.Remove = append(plan.Remove, in.Gone...)
+	settled := func(m Member) bool { return m.Alive || in.Now.Sub(m.DownSince) < in.Stabilize }
+	// A node down for less than the stabilisation time still counts: a short blip must
+	// not shrink the validator set any more than it replaces a validator.
 	live := 0
 	for _, m := range in.Members {
-		if m.Alive {
+		if settled(m) {
 			live++
 		}
 		if !m.InRaft {
@@ -86,7 +89,6 @@ func Membership(in MembershipInput) MembershipPlan {
 	}
 	target := TargetValidators(live)
 
-	settled := func(m Member) bool { return m.Alive || in.Now.Sub(m.DownSince) < in.Stabilize }
 	var keep, dead []Member
 	for _, m := range in.Members {
 		if !m.Voter {

@@ -87,3 +87,20 @@ func TestMembership(t *testing.T) {
 		})
 	}
 }
+
+// TestMembershipBlipDoesNotShrink: of three validators, one stops answering for a
+// moment; the set keeps all three until the stabilisation time has passed.
+func TestMembershipBlipDoesNotShrink(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	m := func(id string, alive bool) Member {
+		x := Member{ID: id, InRaft: true, Voter: true, Validator: true, Alive: alive}
+		if !alive {
+			x.DownSince = now.Add(-time.Second)
+		}
+		return x
+	}
+	plan := Membership(MembershipInput{Members: []Member{m("a", true), m("b", true), m("c", false)}, Leader: "a", Now: now, Stabilize: 10 * time.Second})
+	if !plan.Empty() || len(plan.Validators) != 3 {
+		t.Fatalf("a one-second blip changed the validators: %+v", plan)
+	}
+}

@@ -65,12 +65,33 @@ func (l *ServiceListener) Close() error {
 // Addr implements net.Listener: the node's ID.
 func (l *ServiceListener) Addr() net.Addr { return NodeAddr(l.m.cfg.NodeID) }
 
-// Dial opens a stream of the service to a node.
+// Dial opens a stream of the service to a node. A node that cannot be reached is tried
+// again until the timeout, rather than failing at once: raft backs off exponentially
+// after each failed call, so failing fast against a node that is down for a few seconds
+// would make it wait long after the node is back.
 func (l *ServiceListener) Dial(nodeID string, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return l.m.Open(ctx, nodeID, l.name)
+	for {
+		conn, err := l.m.Open(ctx, nodeID, l.name)
+		if err == nil || ctx.Err() != nil {
+			return conn, err
+		}
+		t := time.NewTimer(dialRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-l.done:
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
 }
+
+// dialRetry is how often Dial tries a node that cannot be reached.
+const dialRetry = 250 * time.Millisecond
 
 // NodeAddr is a node ID as a net.Addr.
 type NodeAddr string

@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
+	"time"
 
 	"qnet.dev/qnet/apiserver"
+	"qnet.dev/qnet/ctxtime"
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/mesh"
 	"qnet.dev/qnet/orderer"
@@ -36,15 +40,50 @@ type submitResult struct {
 // order hands checked transactions to the ordering leader: this node's orderer when it
 // leads, else the leader's, over the mesh.
 func (n *Node) order(ctx context.Context, txs []*ledger.Tx) ([]orderer.Result, error) {
-	if n.ord.IsLeader() {
-		return n.ord.Submit(ctx, txs)
+	var lastErr error
+	for attempt := range forwardAttempts {
+		if n.ord.IsLeader() {
+			return n.ord.Submit(ctx, txs)
+		}
+		leader := n.Leader()
+		if leader == "" || leader == n.id {
+			// No leader known (an election, or this node is cut off): wait a little for one.
+			if !ctxtime.Sleep(ctx, 200*time.Millisecond) {
+				return nil, ctx.Err()
+			}
+			lastErr = orderer.ErrNotLeader
+			continue
+		}
+		res, err := n.forward(ctx, leader, txs, attempt > 0)
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil || mesh.IsRPCError(err) && !strings.Contains(err.Error(), orderer.ErrNotLeader.Error()) {
+			return nil, err
+		}
+		// The leader did not answer in time or has stepped down: it may be cut off, and
+		// its tunnel with it. Drop the tunnel and try whoever leads now.
+		n.log.Warn("forward to the ordering leader failed; trying again", "leader", leader, "err", err)
+		n.mesh.CloseNode(leader)
 	}
-	leader := n.Leader()
-	if leader == "" || leader == n.id {
-		return nil, orderer.ErrNotLeader
-	}
+	return nil, lastErr
+}
+
+// forwardAttempts and forwardTimeout bound how long a write waits for a leader that
+// does not answer (one cut off from this node) before it tries another.
+const (
+	forwardAttempts = 4
+	forwardTimeout  = 10 * time.Second
+)
+
+// forward sends transactions to the leader. On a retry, a transaction the leader reports
+// as already committed was committed by the attempt that seemed to fail: a success.
+func (n *Node) forward(ctx context.Context, leader string, txs []*ledger.Tx, retry bool) ([]orderer.Result, error) {
+	fctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
 	var res []submitResult
-	if err := n.mesh.Call(ctx, leader, "submit", submitRequest{Txs: txs}, &res); err != nil {
+	if err := n.mesh.Call(fctx, leader, "submit", submitRequest{Txs: txs}, &res); err != nil {
 		return nil, fmt.Errorf("forward to the ordering leader %s: %w", leader, err)
 	}
 	if len(res) != len(txs) {
@@ -53,11 +92,28 @@ func (n *Node) order(ctx context.Context, txs []*ledger.Tx) ([]orderer.Result, e
 	out := make([]orderer.Result, len(res))
 	for i, r := range res {
 		out[i] = orderer.Result{ID: r.ID, Height: r.Height}
-		if r.Err != "" {
-			out[i].Err = errors.New(r.Err)
+		if r.Err == "" {
+			continue
 		}
+		if h, ok := committedAt(r.Err); retry && ok {
+			out[i].Height = h
+			continue
+		}
+		out[i].Err = errors.New(r.Err)
 	}
 	return out, nil
+}
+
+// committedAt reads the block height out of a replay refusal ("... was already
+// committed in block N").
+func committedAt(msg string) (uint64, bool) {
+	const marker = "was already committed in block "
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return 0, false
+	}
+	h, err := strconv.ParseUint(strings.Fields(msg[i+len(marker):] + " ")[0], 10, 64)
+	return h, err == nil
 }
 
 // waitHeight waits until the local state has applied the block at height h.
@@ -142,4 +198,39 @@ func (n *Node) RemoteLogs(ctx context.Context, nodeID string, req apiserver.LogR
 		return nil
 	}
 	return err
+}
+
+// catchUpTimeout bounds how long a starting agent waits for this node's replica to
+// catch up; a node cut off from the rest goes on with what it has after it.
+const catchUpTimeout = 30 * time.Second
+
+// caughtUp blocks until this node's replica has applied everything the ordering
+// leader has committed (as the leader last told it), or this node leads.
+func (n *Node) caughtUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	r := n.ord.Raft()
+	for {
+		if n.ord.IsLeader() {
+			return nil
+		}
+		if _, leader := r.LeaderWithID(); leader != "" && time.Since(r.LastContact()) < 2*time.Second {
+			st := r.Stats()
+			commit, _ := strconv.ParseUint(st["commit_index"], 10, 64)
+			applied, _ := strconv.ParseUint(st["applied_index"], 10, 64)
+			if commit > 0 && applied >= commit {
+				return nil
+			}
+		}
+		_, changed := n.store.Watch()
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("not caught up with the network after %s: %w", catchUpTimeout, ctx.Err())
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }

@@ -113,6 +113,7 @@ type Node struct {
 	member *membership
 	depots *depot.Store
 	swarm  *swarm.Swarm
+	raftLn *mesh.ServiceListener
 	oci    *oci.Driver
 	// rotateMu serialises key rotations.
 	rotateMu sync.Mutex
@@ -258,8 +259,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// Only the network's first validator starts the ordering layer; every other node is
 	// added to it by the leader once the ledger admits it.
 	oc.Bootstrap = self.Validator && self.Height == 0
-	raftLn := n.mesh.Listen("raft")
-	oc.Transport = orderer.NewTransport(raftLn, n.log)
+	n.raftLn = n.mesh.Listen("raft")
+	oc.Transport = orderer.NewTransport(n.raftLn, n.log)
 	if n.ord, err = orderer.New(oc); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
@@ -332,6 +333,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	ac.Report = n.reportStatus
 	ac.Prepare = n.prepareDepot
+	ac.Ready = n.caughtUp
 	if n.agent, err = agent.New(ac); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
@@ -581,6 +583,8 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		n.api.Close()
 		n.stopLoops()
+		// Raft's calls to unreachable peers wait for them; end them before raft stops.
+		n.raftLn.Close()
 		errs = append(errs, n.gossip.Shutdown(), n.ord.Close(), n.mesh.Close(), n.store.Close(), n.drv.Close())
 		if n.oci != nil {
 			errs = append(errs, n.oci.Close())

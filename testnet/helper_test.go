@@ -43,13 +43,18 @@ func TestMain(m *testing.M) {
 	os.Exit(0)
 }
 
-// runNode is a peer on the loopback that listens on a port of its own and takes
+// runNode is a peer that listens on a port of its own (of 127.0.0.1, or at the address
+// in QNET_TESTNET_HELPER_ADDR) and takes
 // commands on stdin, answering each with one line: "dial PORT" (answers "ok ID"),
 // "send ID" (a ping on dialled connection ID that wants a pong), "push" (a line to every
 // connection it accepted) and "recv ID" (wants a pushed line on connection ID). Reads
 // and dials give up after 600ms, so a dropped packet shows as "err".
 func runNode() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := os.Getenv(helperEnv + "_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Println("err", err)
 		return
@@ -99,7 +104,11 @@ func runNode() {
 		}
 		switch {
 		case f[0] == "dial":
-			c, err := net.DialTimeout("tcp", "127.0.0.1:"+f[1], wait)
+			to := f[1]
+			if !strings.Contains(to, ":") {
+				to = "127.0.0.1:" + to
+			}
+			c, err := net.DialTimeout("tcp", to, wait)
 			if err != nil {
 				fmt.Println("err", err)
 				continue
@@ -143,8 +152,15 @@ type helper struct {
 // session of its own when setsid, and reads its first line.
 func startHelper(t *testing.T, mode string, gid uint32, setsid bool) *helper {
 	t.Helper()
+	return startHelperIn(t, "", "", mode, gid, setsid)
+}
+
+// startHelperIn is startHelper in network namespace ns (none when empty), with the
+// node helper listening at addr (127.0.0.1:0 when empty).
+func startHelperIn(t *testing.T, ns, addr, mode string, gid uint32, setsid bool) *helper {
+	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperEnv+"_ADDR="+addr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
 	if gid != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(os.Getuid()), Gid: gid, Groups: []uint32{}}
@@ -157,7 +173,7 @@ func startHelper(t *testing.T, mode string, gid uint32, setsid bool) *helper {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startIn(ns, cmd); err != nil {
 		t.Fatal(err)
 	}
 	h := &helper{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out)}

@@ -203,3 +203,85 @@ func FuzzParseStat(f *testing.F) {
 		}
 	})
 }
+
+// TestNetNSPartition makes three namespaces on a bridge as up --netns does, with a
+// peer listening in each, and checks that a partition cuts connections that exist and
+// new ones between its sides only, that a new partition replaces the old one, that
+// heal restores every path, and that teardown removes what setup made.
+func TestNetNSPartition(t *testing.T) {
+	if err := checkNetNS(); err != nil {
+		t.Skip(err)
+	}
+	subnet, err := freeSubnet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	name := fmt.Sprintf("t%d", os.Getpid())
+	bridge, nss, veths := netnsNames(name, dir, 3)
+	st := &State{Version: stateVersion, Name: name, Network: name, Binary: "/bin/true", NetNS: &NetNS{Bridge: bridge, Subnet: subnet.String()}}
+	for i := 1; i <= 3; i++ {
+		host := hostIn(subnet, i)
+		st.Nodes = append(st.Nodes, Node{Index: i, Name: nodeName(i), DataDir: dir, Log: dir, API: host + ":7700", Mesh: host + ":7701", Namespace: nss[i-1], Veth: veths[i-1]})
+	}
+	ctx := context.Background()
+	t.Cleanup(func() { teardownNetNS(ctx, st) })
+	if err := setupNetNS(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	var peers []*helper
+	for _, n := range st.Nodes {
+		peers = append(peers, startHelperIn(t, n.Namespace, n.Mesh, "node", 0, false))
+	}
+	a, b, c := peers[0], peers[1], peers[2]
+	mesh := func(i int) string { return st.Nodes[i-1].Mesh }
+
+	a.want("ok 0", "dial %s", mesh(2))
+	a.want("ok", "send 0")
+	if err := applyPartition(ctx, st, dir, [2][]int{{1}, {2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Partition = &Partition{Groups: [2][]int{{1}, {2, 3}}}
+	a.want("err", "send 0") // a connection that exists
+	a.want("err", "dial %s", mesh(2))
+	c.want("err", "dial %s", mesh(1))
+	b.want("ok 0", "dial %s", mesh(3))
+	b.want("ok", "send 0")
+
+	// 1,2 / 3 replaces 1 / 2,3.
+	if err := applyPartition(ctx, st, dir, [2][]int{{1, 2}, {3}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Partition = &Partition{Groups: [2][]int{{1, 2}, {3}}}
+	a.want("ok 1", "dial %s", mesh(2))
+	a.want("ok", "send 1")
+	b.want("err", "send 0")
+	a.want("err", "dial %s", mesh(3))
+
+	if err := healPartition(ctx, st, dir); err != nil {
+		t.Fatal(err)
+	}
+	b.want("ok", "send 0")
+	a.want("ok 2", "dial %s", mesh(3))
+	a.want("ok", "send 2")
+
+	for _, p := range peers {
+		p.in.Close()
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+	if err := teardownNetNS(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if _, err := os.Stat("/run/netns/" + n.Namespace); err == nil {
+			t.Errorf("namespace %s left", n.Namespace)
+		}
+		if _, err := net.InterfaceByName(n.Veth); err == nil {
+			t.Errorf("veth %s left", n.Veth)
+		}
+	}
+	if _, err := net.InterfaceByName(bridge); err == nil {
+		t.Errorf("bridge %s left", bridge)
+	}
+}

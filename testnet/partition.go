@@ -117,7 +117,8 @@ func blackholes(sides [2][]Node) (map[string][]string, error) {
 }
 
 // applyPartition cuts the testnet between the two sides (node indexes), replacing any
-// partition in place without a moment in which packets pass that both cut.
+// partition in place so that nothing both the old and the new one cut passes in
+// between: new routes go in before old ones go, and nftables swaps tables at once.
 func applyPartition(ctx context.Context, st *State, dir string, groups [2][]int) error {
 	sides := nodesOf(st, groups)
 	if st.NetNS == nil {
