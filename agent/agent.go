@@ -35,8 +35,9 @@ type Config struct {
 	// it was down. An error (a node cut off from the rest) lets it go on with what it has.
 	Ready func(ctx context.Context) error
 	// Prepare, when set, makes sure what a depot needs is on this node before its
-	// driver starts it (an image or module is fetched from peers).
-	Prepare func(ctx context.Context, s driver.Spec) error
+	// driver starts it (an image or module is fetched from peers), and may complete
+	// the spec with where it is (the wasm driver runs a module file: Command).
+	Prepare func(ctx context.Context, s *driver.Spec) error
 	Ports   *portalloc.Allocator
 	// Report submits a batch of status changes to the ledger, signed by this node.
 	Report func(ctx context.Context, changes []ledger.DepotStatus) error

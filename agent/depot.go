@@ -128,12 +128,13 @@ func (d *depot) run(ctx context.Context) {
 			if err == nil {
 				drv, err = d.driver()
 			}
-			if ds := d.driverSpec(); err == nil && d.a.cfg.Prepare != nil && (ds.Image != nil || ds.Wasm != nil) {
+			ds := d.driverSpec()
+			if err == nil && d.a.cfg.Prepare != nil && (ds.Image != nil || ds.Wasm != nil) {
 				d.set(func(st *ledger.DepotStatus) { st.Reason = "preparing the depot (fetching it from peers if needed)" })
-				err = d.a.cfg.Prepare(ctx, ds)
+				err = d.a.cfg.Prepare(ctx, &ds)
 			}
 			if err == nil {
-				h, err = drv.Start(ctx, d.driverSpec())
+				h, err = drv.Start(ctx, ds)
 			}
 			if err != nil {
 				if ctx.Err() != nil {

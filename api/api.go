@@ -6,6 +6,7 @@
 package api
 
 import (
+	"qnet.dev/qnet/netsvc/receipt"
 	"time"
 
 	"qnet.dev/qnet/depot"
@@ -38,6 +39,11 @@ type Status struct {
 	TipTime   time.Time `json:"tipTime"`
 	APIAddr   string    `json:"apiAddr"`
 	MeshAddr  string    `json:"meshAddr"`
+	// DNSAddr is where the node answers DNS for SERVICE.NETWORK.qnet ("" for nowhere).
+	DNSAddr string `json:"dnsAddr,omitempty"`
+	// IngressAddr is where the node takes HTTP traffic from outside for exposed
+	// services ("" for nowhere).
+	IngressAddr string `json:"ingressAddr,omitempty"`
 	// Fingerprint is the node's key fingerprint (hex), which join tokens carry.
 	Fingerprint string `json:"fingerprint"`
 	CgroupLimit string `json:"cgroupLimits"`
@@ -183,4 +189,11 @@ type PullRequest struct {
 	// Name tags the image in the store besides its reference.
 	Name     string `json:"name,omitempty"`
 	Insecure bool   `json:"insecure,omitempty"`
+}
+
+// AuditReport is the result of an audit of the network's transfer receipts.
+type AuditReport struct {
+	receipt.Report
+	// Unreachable names the nodes whose receipts could not be read, and why.
+	Unreachable []string `json:"unreachable,omitempty"`
 }

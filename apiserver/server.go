@@ -49,6 +49,9 @@ type Backend interface {
 	RotateKeys(ctx context.Context) (api.RotateResult, error)
 	// Depots is the node's depot store.
 	Depots() *depot.Store
+	// Audit cross-checks the transfer receipts of every node against each other and
+	// the ledger.
+	Audit(ctx context.Context) (api.AuditReport, error)
 }
 
 // Server is the HTTP API.
@@ -92,6 +95,7 @@ func (s *Server) routes() {
 	h("GET /v1/tokens", s.tokens)
 	s.imageRoutes(h)
 	h("POST /v1/node/rotate-keys", s.rotateKeys)
+	h("GET /v1/audit", s.audit)
 	s.mux.Handle("/", s.auth(errorHandler(s.log, s.noRoute)))
 }
 
@@ -196,6 +200,16 @@ func badRequest(format string, args ...any) error {
 
 func notFound(format string, args ...any) error {
 	return httpError{http.StatusNotFound, fmt.Sprintf(format, args...), nil}
+}
+
+// audit answers an audit of the network's transfer receipts.
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
+	rep, err := s.b.Audit(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {

@@ -29,7 +29,9 @@ func operatorKey(b *testing.B, n *qnettest.Node) *identity.Key {
 func waitGone(b *testing.B, n *qnettest.Node) {
 	qnettest.WaitFor(b, 60*time.Second, "depots to be removed", func() bool {
 		entries, err := os.ReadDir(filepath.Join(n.DataDir, node.DepotDir))
-		return err == nil && len(entries) == 0 && len(n.Agent().Depots()) == 0
+		// Containers' runtime state (a node without runc has none).
+		bundles, berr := os.ReadDir(filepath.Join(n.DataDir, "oci", "depots"))
+		return err == nil && len(entries) == 0 && (berr != nil || len(bundles) == 0) && len(n.Agent().Depots()) == 0
 	})
 }
 

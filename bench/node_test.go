@@ -3,11 +3,16 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/manifest"
 	"qnet.dev/qnet/qnettest"
@@ -16,6 +21,12 @@ import (
 func TestMain(m *testing.M) { qnettest.Main(m) }
 
 func hello(b *testing.B, name string, replicas int, probes bool) []*manifest.Service {
+	b.Helper()
+	return service(b, name, replicas, probes, "{exec: {command: qnet, args: [example-hello]}}", "{cpu: 20m, memory: 64Mi}")
+}
+
+// service is a service of the given depot (YAML flow mapping) with one port.
+func service(b *testing.B, name string, replicas int, probes bool, depotYAML, resources string) []*manifest.Service {
 	b.Helper()
 	health := ""
 	if probes {
@@ -28,11 +39,11 @@ func hello(b *testing.B, name string, replicas int, probes bool) []*manifest.Ser
 kind: Service
 metadata: {name: %s}
 spec:
-  depot: {exec: {command: qnet, args: [example-hello]}}
+  depot: %s
   replicas: %d
-  resources: {cpu: 20m, memory: 64Mi}
+  resources: %s
   ports: [{name: http, port: 8080}]%s
-`, name, replicas, health))
+`, name, depotYAML, replicas, resources, health))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,10 +55,16 @@ spec:
 // then deletes it and waits for its depots to be gone.
 func deployLoop(b *testing.B, replicas int, probes bool, measure func(n *qnettest.Node, name string, start time.Time)) {
 	n := qnettest.StartNode(b, qnettest.Options{})
+	deployLoopOn(b, n, false, func(name string) []*manifest.Service { return hello(b, name, replicas, probes) }, measure)
+}
+
+// deployLoopOn is deployLoop on node n with the services svc makes. When warmup is set,
+// one service is deployed before the timed loop, unmeasured (the first start of an image
+// unpacks it, of a module compiles it).
+func deployLoopOn(b *testing.B, n *qnettest.Node, warmup bool, svc func(name string) []*manifest.Service, measure func(n *qnettest.Node, name string, start time.Time)) {
 	ctx := context.Background()
-	for i := 0; b.Loop(); i++ {
-		name := fmt.Sprintf("s%d", i)
-		svcs := hello(b, name, replicas, probes)
+	deploy := func(name string, measure func(n *qnettest.Node, name string, start time.Time)) {
+		svcs := svc(name)
 		start := time.Now()
 		if _, err := n.Client.Apply(ctx, svcs); err != nil {
 			b.Fatal(err)
@@ -59,12 +76,26 @@ func deployLoop(b *testing.B, replicas int, probes bool, measure func(n *qnettes
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		measure(n, name, start)
+		if measure != nil {
+			measure(n, name, start)
+		}
 		if _, err := n.Client.Delete(ctx, name); err != nil {
 			b.Fatal(err)
 		}
 		waitGone(b, n)
+		// The steady state of a node: a wasm supervisor ready for the next start.
+		if w := n.WasmDriver(); w != nil {
+			if err := w.Warm(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
 		b.StartTimer()
+	}
+	if warmup {
+		deploy("warmup", nil)
+	}
+	for i := 0; b.Loop(); i++ {
+		deploy(fmt.Sprintf("s%d", i), measure)
 	}
 }
 
@@ -84,26 +115,125 @@ func BenchmarkApplyToReady(b *testing.B) {
 }
 
 // BenchmarkPlacementToRunning measures, per depot, the time from the block that placed
-// it (its timestamp, taken before the block is committed) to its process running: the
-// agent seeing the placement, allocating ports, starting the shim, the shim starting the
-// program in its cgroup. The depots have no probes, so their first reported state is
-// the moment the driver's Start returned.
+// it (its timestamp, taken before the block is committed) to its workload running: the
+// agent seeing the placement, allocating ports, and the driver starting it: for exec the
+// shim starting the program in its cgroup, for oci runc starting the container (image
+// unpacked once per node, so every start but the first reuses it), for wasm a
+// supervisor instantiating the module (compiled once per node and cached). The depots
+// have no probes, so their first reported state is the moment the driver's Start
+// returned.
 func BenchmarkPlacementToRunning(b *testing.B) {
 	for _, batch := range []int{1, 10} {
-		b.Run(fmt.Sprintf("depots=%d", batch), func(b *testing.B) {
-			var times []time.Duration
-			deployLoop(b, batch, false, func(n *qnettest.Node, name string, _ time.Time) {
-				ps, err := n.Store().Placements(func(p *stateP) bool { return p.Service == name })
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, p := range ps {
-					times = append(times, p.Status.Since.Sub(p.Created))
-				}
-			})
-			report(b, times)
+		b.Run(fmt.Sprintf("driver=exec/depots=%d", batch), func(b *testing.B) {
+			n := qnettest.StartNode(b, qnettest.Options{})
+			placementToRunning(b, n, func(name string) []*manifest.Service { return hello(b, name, batch, false) })
 		})
 	}
+	b.Run("driver=oci/depots=1", func(b *testing.B) {
+		if os.Geteuid() != 0 {
+			b.Skip("containers need root")
+		}
+		if _, err := exec.LookPath("runc"); err != nil {
+			b.Skip("runc is not installed (apt-get install runc)")
+		}
+		n := qnettest.StartNode(b, qnettest.Options{})
+		img, err := n.Client.BuildImage(context.Background(), buildGo(b, helloSource, nil), "hello:1", depot.BuildOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		placementToRunning(b, n, func(name string) []*manifest.Service {
+			return service(b, name, 1, false, fmt.Sprintf("{image: %s}", img.Digest), "{cpu: 20m, memory: 64Mi}")
+		})
+	})
+	// A wasm depot with a CPU limit has its supervisor join a cgroup before the module
+	// starts; without one it does not (its memory is bounded inside the runtime).
+	for _, res := range []struct{ name, yaml string }{
+		{"cpu=none", "{memory: 64Mi}"},
+		{"cpu=20m", "{cpu: 20m, memory: 64Mi}"},
+	} {
+		b.Run("driver=wasm/depots=1/"+res.name, func(b *testing.B) {
+			n := qnettest.StartNode(b, qnettest.Options{})
+			mod := buildGo(b, wasmSource, []string{"GOOS=wasip1", "GOARCH=wasm"})
+			img, err := n.Client.ImportImage(context.Background(), mod, "hello-wasm:1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			placementToRunning(b, n, func(name string) []*manifest.Service {
+				return service(b, name, 1, false, fmt.Sprintf("{wasm: %s}", img.Digest), res.yaml)
+			})
+		})
+	}
+}
+
+func placementToRunning(b *testing.B, n *qnettest.Node, svc func(name string) []*manifest.Service) {
+	var times []time.Duration
+	deployLoopOn(b, n, true, svc, func(n *qnettest.Node, name string, _ time.Time) {
+		ps, err := n.Store().Placements(func(p *stateP) bool { return p.Service == name })
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range ps {
+			times = append(times, p.Status.Since.Sub(p.Created))
+		}
+	})
+	report(b, times)
+}
+
+// helloSource is a static HTTP server on $PORT, for image depots.
+const helloSource = `package main
+
+import (
+	"net/http"
+	"os"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello\n")) })
+	http.ListenAndServe(":"+os.Getenv("PORT"), nil)
+}
+`
+
+// wasmSource is the same server as a WASI module, on the listener the wasm driver
+// preopens as file descriptor 4.
+const wasmSource = `package main
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+)
+
+func main() {
+	syscall.SetNonblock(4, true)
+	ln, err := net.FileListener(os.NewFile(4, "http"))
+	if err != nil {
+		panic(err)
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello\n")) })
+	http.Serve(ln, nil)
+}
+`
+
+// buildGo builds a one-file Go program, statically, with the extra environment (GOOS,
+// GOARCH), and returns the binary's path.
+func buildGo(b *testing.B, src string, env []string) string {
+	b.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module prog\ngo 1.22\n"), 0o644)
+	out := filepath.Join(dir, "prog")
+	cmd := exec.Command(gobin, "build", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod"), env...)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, o)
+	}
+	return out
 }
 
 // BenchmarkSignedTxApplied measures signed transactions checked at the door, ordered by

@@ -19,14 +19,16 @@ func (a *app) agentCmd() *cobra.Command {
 	var (
 		dataDir string
 		// apiAddr empty means where the ledger records the node's API (see node.Config).
-		apiAddr  string
-		meshAddr string
-		join     string
-		token    string
-		name     string
-		gossipP  string
-		cpuM     int64
-		memB     int64
+		apiAddr     string
+		meshAddr    string
+		dnsAddr     string
+		ingressAddr string
+		join        string
+		token       string
+		name        string
+		gossipP     string
+		cpuM        int64
+		memB        int64
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --data-dir DIR",
@@ -61,6 +63,12 @@ whole machine.`,
 			}
 			cfg.APIAddr, cfg.CPU, cfg.Memory = apiAddr, cpuM, memB
 			cfg.MeshAddr, cfg.Join, cfg.Token, cfg.Name = meshAddr, join, token, name
+			if cmd.Flags().Changed("dns-addr") {
+				cfg.DNSAddr = dnsAddr
+			}
+			if cmd.Flags().Changed("ingress-addr") {
+				cfg.IngressAddr = ingressAddr
+			}
 			cfg.Gossip = gossip.Profile(gossipP)
 			cfg.Logger = a.logger(slog.LevelInfo)
 			n, err := node.Start(ctx, cfg)
@@ -88,6 +96,8 @@ whole machine.`,
 	f.StringVar(&join, "join", "", "mesh address of a member to join through (with --token; the data dir must be empty)")
 	f.StringVar(&token, "token", "", "join token made by qnet token create on a member")
 	f.StringVar(&name, "name", "", "name of a joining node (default: the host name)")
+	f.Var(addrValue{&dnsAddr}, "dns-addr", "address the node answers DNS on for SERVICE.NETWORK.qnet, UDP and TCP (default "+node.DefaultDNSAddr+"; port 0 picks a free one)")
+	f.Var(addrValue{&ingressAddr}, "ingress-addr", "address the node takes outside HTTP traffic on for exposed services; their other exposed tcp ports listen on its host (default "+node.DefaultIngressAddr+")")
 	choiceFlag(cmd, f, &gossipP, "gossip", "", "failure detection profile", "lan", "wan")
 	f.Var(cpuValue{&cpuM}, "cpu", "CPU offered to depots, e.g. 500m or 2 (default: all cores)")
 	f.Var(memoryValue{&memB}, "memory", "memory offered to depots, e.g. 512Mi or 4Gi (default: all RAM)")

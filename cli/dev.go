@@ -133,6 +133,14 @@ func (a *app) runDev(ctx context.Context, o devOptions) (err error) {
 	cfg := node.DefaultConfig(dir)
 	// A network of one needs no fixed mesh port; any free one will do.
 	cfg.APIAddr, cfg.MeshAddr, cfg.Logger = addr, "127.0.0.1:0", log
+	if !portFree(cfg.DNSAddr) {
+		cfg.DNSAddr = "127.0.0.1:0" // another node of this machine answers on the default
+	}
+	// A development network takes traffic from this machine only.
+	cfg.IngressAddr = "127.0.0.1:7780"
+	if !portFree(cfg.IngressAddr) {
+		cfg.IngressAddr = "127.0.0.1:0"
+	}
 	n, err := node.Start(ctx, cfg)
 	if err != nil && addr != "127.0.0.1:0" && !o.addrSet && errors.Is(err, syscall.EADDRINUSE) {
 		// Taken between the check and the start.
@@ -395,4 +403,19 @@ func portOf(addr string) string {
 		return p
 	}
 	return addr
+}
+
+// portFree reports whether addr can be listened on for both TCP and UDP now.
+func portFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	pc.Close()
+	return true
 }

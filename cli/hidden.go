@@ -7,6 +7,7 @@ import (
 
 	"qnet.dev/qnet/driver/exec/shim"
 	"qnet.dev/qnet/driver/oci"
+	wasmshim "qnet.dev/qnet/driver/wasm/shim"
 	"qnet.dev/qnet/examples/hello"
 )
 
@@ -48,6 +49,30 @@ func (a *app) ociRunCmd() *cobra.Command {
 				return cmd.Help()
 			}
 			if code := oci.HelperMain(args); code != 0 {
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+}
+
+// wasmShimCommand is the wasm driver's supervisor subcommand (its default ShimArgs).
+const wasmShimCommand = "wasm-shim"
+
+// wasmShimCmd is the wasm driver's per-depot supervisor, started by the agent with a
+// connection on file descriptor 3; hence hidden.
+func (a *app) wasmShimCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                wasmShimCommand,
+		Short:              "Run one WebAssembly depot (started by the wasm driver, not by hand)",
+		Example:            "  qnet " + wasmShimCommand + " (started by the wasm driver)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+				return cmd.Help()
+			}
+			if code := wasmshim.Main(args); code != 0 {
 				return exitCode(code)
 			}
 			return nil

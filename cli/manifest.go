@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,7 +40,7 @@ is printed as file:line:col: field: message, and the exit code is 1.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bad := 0
 			for _, path := range args {
-				svcs, err := manifest.DecodePath(path)
+				svcs, err := decodePath(path)
 				if err != nil {
 					bad++
 					writeManifestErrors(a.stderr, err)
@@ -91,7 +93,7 @@ func writeManifestErrors(w io.Writer, err error) {
 // decodeManifests decodes the manifests at path for apply and dev. Problems in them are
 // printed to w, all at once, and the error returned only counts them.
 func decodeManifests(w io.Writer, path string) ([]*manifest.Service, error) {
-	svcs, err := manifest.DecodePath(path)
+	svcs, err := decodePath(path)
 	if err == nil {
 		return svcs, nil
 	}
@@ -101,4 +103,24 @@ func decodeManifests(w io.Writer, path string) ([]*manifest.Service, error) {
 		return nil, fmt.Errorf("%s: %d problem(s) in the manifests; nothing was applied", path, len(list))
 	}
 	return nil, err
+}
+
+// decodePath decodes the manifests at path and reads the files they name (an ingress
+// schema), relative to the manifest's directory, into them: what is signed onto the
+// ledger is their content, not a path on this machine.
+func decodePath(path string) ([]*manifest.Service, error) {
+	svcs, err := manifest.DecodePath(path)
+	if err != nil {
+		return nil, err
+	}
+	base := path
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		base = filepath.Dir(path)
+	}
+	for _, s := range svcs {
+		if err := s.ResolveFiles(base, nil); err != nil {
+			return nil, fmt.Errorf("%s: service %s: %w", path, s.Metadata.Name, err)
+		}
+	}
+	return svcs, nil
 }

@@ -17,6 +17,7 @@ import (
 	"qnet.dev/qnet/client"
 	"qnet.dev/qnet/driver/exec/shim"
 	"qnet.dev/qnet/driver/oci"
+	wasmshim "qnet.dev/qnet/driver/wasm/shim"
 )
 
 // app is what every command shares: where output goes and the global flags.
@@ -87,9 +88,9 @@ file (--config, default ~/.qnet/config.yaml); qnet init and qnet dev write one.`
 	}
 	add("node", a.initCmd(), a.agentCmd(), a.devCmd(), a.testnetCmd())
 	add("operate", a.applyCmd(), a.getCmd(), a.describeCmd(), a.logsCmd(), a.deleteCmd(),
-		a.eventsCmd(), a.ledgerCmd(), a.manifestCmd(), a.tokenCmd(), a.nodeCmd(), a.depotCmd())
+		a.eventsCmd(), a.ledgerCmd(), a.manifestCmd(), a.tokenCmd(), a.nodeCmd(), a.depotCmd(), a.auditCmd())
 	add("other", a.contextCmd(), a.versionCmd(), a.completionCmd(root))
-	root.AddCommand(a.shimCmd(), a.ociRunCmd(), a.exampleHelloCmd())
+	root.AddCommand(a.shimCmd(), a.ociRunCmd(), a.wasmShimCmd(), a.exampleHelloCmd())
 
 	root.InitDefaultHelpCmd()
 	for _, c := range root.Commands() {
@@ -144,6 +145,8 @@ func Main() int {
 			return shim.Main(os.Args[2:])
 		case oci.HelperCommand:
 			return oci.HelperMain(os.Args[2:])
+		case wasmShimCommand:
+			return wasmshim.Main(os.Args[2:])
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -199,6 +199,12 @@ func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	return &s, c.do(ctx, http.MethodGet, "/status", nil, nil, &s)
 }
 
+// Audit has the node audit the network's transfer receipts.
+func (c *Client) Audit(ctx context.Context) (*api.AuditReport, error) {
+	var r api.AuditReport
+	return &r, c.do(ctx, http.MethodGet, "/audit", nil, nil, &r)
+}
+
 // Services lists services.
 func (c *Client) Services(ctx context.Context) ([]api.Service, error) {
 	var out []api.Service

@@ -75,6 +75,7 @@ var roles = map[TxType][]Role{
 	TxNodeRemove:    {RoleOperator},
 	TxNodeRotate:    {RoleNode},
 	TxValidators:    {RoleNode},
+	TxReceipts:      {RoleNode},
 }
 
 // KnownType reports whether t is a transaction type this version understands.

@@ -145,3 +145,17 @@ type NodeRotate struct {
 type ValidatorsSet struct {
 	Validators []string `json:"validators"`
 }
+
+// ReceiptBatch commits a batch of a node's transfer receipts: the Merkle root of the
+// receipts' leaves, in the order the node logged them. The receipts stay with the node
+// (and its peers, which co-signed them) for audit; the root makes them tamper-evident.
+type ReceiptBatch struct {
+	Node string `json:"node"`
+	// Seq numbers the node's batches from 1, without gaps.
+	Seq   uint64 `json:"seq"`
+	Root  Hash   `json:"root"`
+	Count int    `json:"count"`
+	// First is the earliest open time of the receipts, Last the latest close time.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}

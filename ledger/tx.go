@@ -29,6 +29,7 @@ const (
 	TxNodeRemove    TxType = "node.remove"
 	TxNodeRotate    TxType = "node.rotate"
 	TxValidators    TxType = "validators.set"
+	TxReceipts      TxType = "receipt.batch"
 )
 
 // MaxTxLifetime bounds how far in the future a transaction may expire, so the set of

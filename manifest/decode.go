@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -300,7 +301,11 @@ type docDecoder struct {
 
 // errAt records an error at the position of node n.
 func (d *docDecoder) errAt(n ast.Node, path, format string, args ...any) {
-	p := nodePos(n)
+	d.errAtPos(nodePos(n), path, format, args...)
+}
+
+// errAtPos records an error at position p.
+func (d *docDecoder) errAtPos(p position, path, format string, args ...any) {
 	d.errs = append(d.errs, &FieldError{File: d.file, Line: p.line, Col: p.col, Field: path, Msg: fmt.Sprintf(format, args...)})
 	if d.bad[path] {
 		return
@@ -841,10 +846,10 @@ func (d *docDecoder) metadata(n ast.Node, path string, m *Metadata) {
 }
 
 // notYetSpec is the message for spec fields of the design that qnet/v1 does not take yet.
-const notYetSpec = "is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart and placement"
+const notYetSpec = "is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows and ingress"
 
 func (d *docDecoder) spec(n ast.Node, path string, sp *Spec) {
-	d.object(n, path, "a mapping with depot, replicas, resources, ports, env, health, restart and placement", []field{
+	d.object(n, path, "a mapping with depot, replicas, resources, ports, env, health, restart, placement, flows and ingress", []field{
 		{name: "depot", dec: func(n ast.Node, p string) { d.depot(n, p, &sp.Depot) }},
 		{name: "replicas", dec: func(n ast.Node, p string) {
 			d.integer(n, p, fmt.Sprintf("an integer between 0 and %d", maxReplicas), &sp.Replicas)
@@ -862,11 +867,11 @@ func (d *docDecoder) spec(n ast.Node, path string, sp *Spec) {
 		}},
 		{name: "restart", dec: func(n ast.Node, p string) { d.restart(n, p, &sp.Restart) }},
 		{name: "placement", dec: func(n ast.Node, p string) { d.placement(n, p, &sp.Placement) }},
+		{name: "flows", dec: func(n ast.Node, p string) { sp.Flows = d.flows(n, p) }},
+		{name: "ingress", dec: func(n ast.Node, p string) { sp.Ingress = d.ingress(n, p) }},
 		{name: "autoscale", notYet: notYetSpec},
 		{name: "secrets", notYet: notYetSpec},
 		{name: "rollout", notYet: notYetSpec},
-		{name: "flows", notYet: notYetSpec},
-		{name: "ingress", notYet: notYetSpec},
 		{name: "mpi", notYet: notYetSpec},
 	})
 }
@@ -1310,4 +1315,208 @@ func (d *docDecoder) constraints(n ast.Node, path string) []Constraint {
 		out[i] = c
 	}
 	return out
+}
+
+// flows decodes spec.flows: {allow: [service names]}; nil when absent or null, so that a
+// service without flows may reach every service.
+func (d *docDecoder) flows(n ast.Node, path string) *Flows {
+	const want = "a mapping {allow: [service names]}, like {allow: [db, cache]}"
+	r, ok := d.resolve(n, path)
+	if !ok {
+		return &Flows{} // error reported; a placeholder keeps validation quiet
+	}
+	if isNull(r) {
+		return nil
+	}
+	f := &Flows{}
+	d.object(r, path, want, []field{
+		{name: "allow", dec: func(n ast.Node, p string) {
+			for i, e := range d.list(n, p, "a list of service names, like [db, cache]; [] allows none") {
+				ip := indexPath(p, i)
+				d.record(ip, nil, e)
+				var name string
+				if r, ok := d.resolve(e, ip); ok {
+					if isString(r) {
+						name, _ = scalarText(r)
+					} else {
+						d.typeErr(r, ip, "a service name ("+dnsLabelRule+")")
+					}
+				}
+				f.Allow = append(f.Allow, name)
+			}
+		}},
+	})
+	return f
+}
+
+// ingress decodes spec.ingress; nil when absent or null.
+func (d *docDecoder) ingress(n ast.Node, path string) *Ingress {
+	const want = "a mapping with rateLimit, burst, port, maxBodyBytes, schema and schemaJSON, like {rateLimit: 200/s, schema: ./order.schema.json}"
+	r, ok := d.resolve(n, path)
+	if !ok {
+		return &Ingress{}
+	}
+	if isNull(r) {
+		return nil
+	}
+	in := &Ingress{}
+	d.object(r, path, want, []field{
+		{name: "rateLimit", dec: func(n ast.Node, p string) { in.RateLimit = d.rate(n, p) }},
+		{name: "burst", dec: func(n ast.Node, p string) {
+			var b int
+			if d.integer(n, p, fmt.Sprintf("a whole number of requests between 1 and %d", maxBurst), &b) {
+				if b == 0 {
+					d.errAt(n, p, "must be between 1 and %d (leave it out for the rate per second), got 0", maxBurst)
+					return
+				}
+				in.Burst = b
+			}
+		}},
+		{name: "port", dec: func(n ast.Node, p string) {
+			d.str(n, p, "the name of an exposed tcp port in spec.ports (a string)", &in.Port)
+		}},
+		{name: "maxBodyBytes", dec: func(n ast.Node, p string) {
+			const want = "a size: bytes, or a number with K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), like 1Mi or 512Ki"
+			s, ok := d.quantity(n, p, want)
+			if !ok {
+				return
+			}
+			v, err := ParseBytes(s)
+			switch {
+			case err != nil:
+				d.typeErr(n, p, want)
+			case v == 0:
+				d.errAt(n, p, "must be between 1 and %s (leave it out for the default %s), got %s", maxBodyBytes, DefaultMaxBodyBytes, s)
+			default:
+				in.MaxBodyBytes = v
+			}
+		}},
+		{name: "schema", dec: func(n ast.Node, p string) {
+			d.str(n, p, "the path of a JSON Schema file relative to the manifest, like ./order.schema.json (a string)", &in.Schema)
+		}},
+		{name: "schemaJSON", dec: func(n ast.Node, p string) { in.SchemaJSON = d.schemaJSON(n, p) }},
+	})
+	return in
+}
+
+// rate decodes a rate N/s, N/m or N/h; the zero Rate when absent or wrong.
+func (d *docDecoder) rate(n ast.Node, path string) Rate {
+	const want = "a rate " + rateRule
+	r, ok := d.resolve(n, path)
+	if !ok || isNull(r) {
+		return Rate{}
+	}
+	if !isString(r) {
+		d.typeErr(r, path, want)
+		return Rate{}
+	}
+	s, _ := scalarText(r)
+	v, err := ParseRate(s)
+	switch {
+	case errors.Is(err, errZeroRate):
+		d.errAt(r, path, "must be more than 0 (leave rateLimit out for no limit), got %s", s)
+	case err != nil:
+		d.typeErr(r, path, want)
+	}
+	return v
+}
+
+// schemaJSON decodes an inline JSON Schema into its canonical JSON form, the form
+// ResolveFiles makes from a file: compact, with the keys of each object sorted. The
+// JSON form of a service carries it; in YAML any value that JSON can hold will do.
+func (d *docDecoder) schemaJSON(n ast.Node, path string) json.RawMessage {
+	r, ok := d.resolve(n, path)
+	if !ok || isNull(r) {
+		return nil
+	}
+	budget := maxTokens // aliases could otherwise expand a small document enormously
+	v, ok := d.jsonValue(r, path, 0, &budget)
+	if budget < 0 {
+		d.errAtPos(d.find(path), path, "expands to more than %d values through aliases; write the schema out", maxTokens)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	js, err := json.Marshal(v)
+	if err != nil { // jsonValue only makes values that marshal
+		d.errAt(r, path, "cannot be written as JSON: %v", err)
+		return nil
+	}
+	return js
+}
+
+// jsonValue converts the YAML value n to the value encoding/json would decode from the
+// same JSON (with UseNumber), so that a JSON document read as YAML gives the same
+// canonical form as read as JSON.
+func (d *docDecoder) jsonValue(n ast.Node, path string, depth int, budget *int) (any, bool) {
+	if *budget--; *budget < 0 {
+		return nil, false // schemaJSON reports it once, where the value starts
+	}
+	r, ok := d.resolve(n, path)
+	if !ok {
+		return nil, false
+	}
+	switch v := r.(type) {
+	case nil, *ast.NullNode:
+		return nil, true
+	case *ast.BoolNode:
+		return v.Value, true
+	case *ast.StringNode:
+		// A number too large for 64 bits (or 1e400) is a plain string to the parser.
+		if tk := v.GetToken(); tk != nil && tk.Type == token.StringType && isJSONNumber(v.Value) {
+			return json.Number(v.Value), true
+		}
+		return v.Value, true
+	case *ast.LiteralNode:
+		s, _ := scalarText(v)
+		return s, true
+	case *ast.IntegerNode, *ast.FloatNode:
+		if text := r.GetToken().Value; isJSONNumber(text) {
+			return json.Number(text), true
+		}
+		// A YAML-only spelling (0x1f, 1_000, .5, +1): the number it stands for.
+		switch x := r.(type) {
+		case *ast.IntegerNode:
+			return json.Number(fmt.Sprint(x.Value)), true
+		case *ast.FloatNode:
+			if !math.IsInf(x.Value, 0) && !math.IsNaN(x.Value) {
+				return json.Number(strconv.FormatFloat(x.Value, 'g', -1, 64)), true
+			}
+		}
+	case *ast.MappingNode, *ast.SequenceNode:
+		if depth >= maxJSONDepth {
+			d.errAt(r, path, "nests deeper than %d levels; a JSON Schema needs far fewer", maxJSONDepth)
+			return nil, false
+		}
+		if m, isMap := v.(*ast.MappingNode); isMap {
+			obj := map[string]any{}
+			for _, mv := range m.Values {
+				if mv == nil {
+					continue
+				}
+				k, ok := d.key(mv, path)
+				if !ok {
+					return nil, false
+				}
+				val, ok := d.jsonValue(mv.Value, path, depth+1, budget)
+				if !ok {
+					return nil, false
+				}
+				obj[k] = val
+			}
+			return obj, true
+		}
+		list := []any{}
+		for _, e := range v.(*ast.SequenceNode).Values {
+			val, ok := d.jsonValue(e, path, depth+1, budget)
+			if !ok {
+				return nil, false
+			}
+			list = append(list, val)
+		}
+		return list, true
+	}
+	d.errAt(r, path, "must be JSON: objects, lists, strings, numbers, true, false and null, got %s", describe(r))
+	return nil, false
 }

@@ -11,6 +11,9 @@ import (
 // dnsRule is the wording of the DNS label rule in messages.
 const dnsRule = "1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'"
 
+// rateWant is how a rate is written, in messages.
+const rateWant = "N/s, N/m or N/h with N a whole number from 1 to 1000000000, like 200/s or 30/m"
+
 // noDepot is the error of a manifest without a depot.
 const noDepot = "spec.depot: must set exactly one of exec, image or wasm, got none (e.g. exec: ./bin/web, image: registry.local/web:1.2 or wasm: ./hello.wasm)"
 
@@ -84,7 +87,7 @@ var badManifests = []struct {
 	{
 		name: "unknown spec field with a suggestion",
 		yaml: withSpec("  replica: 3"),
-		want: []string{"web.yaml:8:3: spec.replica: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart and placement"},
+		want: []string{"web.yaml:8:3: spec.replica: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows and ingress"},
 	},
 	{
 		name: "unknown metadata field",
@@ -458,7 +461,7 @@ var badManifests = []struct {
 	{
 		name: "planned field not supported yet",
 		yaml: withSpec("  rollout: {maxSurge: 1}"),
-		want: []string{"web.yaml:8:3: spec.rollout: is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart and placement"},
+		want: []string{"web.yaml:8:3: spec.rollout: is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows and ingress"},
 	},
 	{
 		name: "placement: unknown strategy, bad spreadBy",
@@ -565,6 +568,139 @@ var badManifests = []struct {
 		want: []string{
 			`web.yaml:9:5: spec.placement.constraints: must hold at most 32 constraints, got 33`,
 			`web.yaml:18:28: spec.placement.constraints: must be a list of constraints like ["arch == arm64", "label.zone != eu-west-1"], got string "arch == arm64"`,
+		},
+	},
+	{
+		name: "ingress: rates not N/s, N/m or N/h, zero, too large (six documents)",
+		yaml: withIngress("  ingress: {rateLimit: 200}") + "---\n" + withIngress("  ingress: {rateLimit: 200/sec}") + "---\n" +
+			withIngress("  ingress: {rateLimit: 0/s}") + "---\n" + withIngress("  ingress: {rateLimit: 2000000000/s}") + "---\n" +
+			withIngress("  ingress: {rateLimit: -5/m}") + "---\n" + withIngress("  ingress: {rateLimit: [200/s]}"),
+		want: []string{
+			"web.yaml:9:24: spec.ingress.rateLimit: must be a rate " + rateWant + ", got integer 200",
+			`web.yaml:19:24: spec.ingress.rateLimit: must be a rate ` + rateWant + `, got string "200/sec"`,
+			"web.yaml:29:24: spec.ingress.rateLimit: must be more than 0 (leave rateLimit out for no limit), got 0/s",
+			`web.yaml:39:24: spec.ingress.rateLimit: must be a rate ` + rateWant + `, got string "2000000000/s"`,
+			`web.yaml:49:24: spec.ingress.rateLimit: must be a rate ` + rateWant + `, got string "-5/m"`,
+			"web.yaml:59:24: spec.ingress.rateLimit: must be a rate " + rateWant + ", got a list",
+		},
+	},
+	{
+		name: "ingress: burst zero, negative, too large, a string, without rateLimit (five documents)",
+		yaml: withIngress("  ingress: {rateLimit: 10/s, burst: 0}") + "---\n" + withIngress("  ingress: {rateLimit: 10/s, burst: -1}") + "---\n" +
+			withIngress("  ingress: {rateLimit: 10/s, burst: 1000000001}") + "---\n" + withIngress(`  ingress: {rateLimit: 10/s, burst: "20"}`) + "---\n" +
+			withIngress("  ingress: {burst: 20}"),
+		want: []string{
+			"web.yaml:9:37: spec.ingress.burst: must be between 1 and 1000000000 (leave it out for the rate per second), got 0",
+			"web.yaml:19:37: spec.ingress.burst: must be between 1 and 1000000000 (leave it out for the rate per second, here 10), got -1",
+			"web.yaml:29:37: spec.ingress.burst: must be between 1 and 1000000000 (leave it out for the rate per second, here 10), got 1000000001",
+			`web.yaml:39:37: spec.ingress.burst: must be a whole number of requests between 1 and 1000000000, got string "20"`,
+			"web.yaml:49:20: spec.ingress.burst: applies only with a rateLimit; set rateLimit, like 200/s, or leave burst out, got 20",
+		},
+	},
+	{
+		name: "ingress: port not exposed, unknown port, udp port, port as a number",
+		yaml: withSpec("  ports:", "    - {name: http, port: 8080, expose: true}", "    - {name: admin, port: 9000}",
+			"    - {name: dns, port: 53, protocol: udp, expose: true}", "  ingress: {port: admin}") + "---\n" +
+			withIngress("  ingress: {port: metrics}") + "---\n" +
+			withSpec("  ports: [{name: dns, port: 53, protocol: udp, expose: true}, {name: http, port: 80, expose: true}]", "  ingress: {port: dns}") + "---\n" +
+			withIngress("  ingress: {port: 8080}"),
+		want: []string{
+			`web.yaml:12:19: spec.ingress.port: names port "admin", which is not exposed: set expose: true on spec.ports[1], or name an exposed port (http)`,
+			`web.yaml:22:19: spec.ingress.port: must be the name of an exposed tcp port in spec.ports (http), got "metrics"`,
+			`web.yaml:32:19: spec.ingress.port: names port "dns", which is udp; ingress serves HTTP and TCP only, so name an exposed tcp port`,
+			"web.yaml:42:19: spec.ingress.port: must be the name of an exposed tcp port in spec.ports (a string), got integer 8080",
+		},
+	},
+	{
+		name: "ingress without an exposed tcp port (three documents)",
+		yaml: withSpec("  ingress: {rateLimit: 200/s}") + "---\n" +
+			withSpec("  ports: [{name: http, port: 80}, {name: dns, port: 53, protocol: udp, expose: true}]", "  ingress:", "    rateLimit: 200/s") + "---\n" +
+			withSpec("  ports: [{name: http, port: 80}]", "  ingress: {port: http}"),
+		want: []string{
+			"web.yaml:8:3: spec.ingress.port: needs an exposed tcp port, but spec.ports has none: set expose: true on the port ingress serves, like {name: http, port: 8080, expose: true}",
+			"web.yaml:18:3: spec.ingress.port: needs an exposed tcp port, but spec.ports has none: set expose: true on the port ingress serves, like {name: http, port: 8080, expose: true}",
+			`web.yaml:29:19: spec.ingress.port: names port "http", which is not exposed: set expose: true on spec.ports[0]`,
+		},
+	},
+	{
+		name: "flows: names that are not DNS labels, not strings, null, and a duplicate",
+		yaml: withSpec("  flows:", "    allow:", "      - db", "      - Cache", "      - 5", "      -", `      - ""`, "      - db", "      - web"),
+		want: []string{
+			`web.yaml:11:9: spec.flows.allow[1]: must be a service name (` + dnsRule + `), got "Cache"`,
+			"web.yaml:12:9: spec.flows.allow[2]: must be a service name (" + dnsRule + "), got integer 5",
+			"web.yaml:13:8: spec.flows.allow[3]: must be a service name (" + dnsRule + "), got null",
+			`web.yaml:14:9: spec.flows.allow[4]: must be a service name (` + dnsRule + `), got ""`,
+			`web.yaml:15:9: spec.flows.allow[5]: must name each service once, but "db" is also spec.flows.allow[0]`,
+		},
+	},
+	{
+		name: "flows: a list, allow a string, too many names (three documents)",
+		yaml: withSpec("  flows: [db, cache]") + "---\n" + withSpec("  flows: {allow: db}") + "---\n" +
+			withSpec("  flows: {allow: ["+manyNames(257)+"]}"),
+		want: []string{
+			"web.yaml:8:10: spec.flows: must be a mapping {allow: [service names]}, like {allow: [db, cache]}, got a list",
+			`web.yaml:17:18: spec.flows.allow: must be a list of service names, like [db, cache]; [] allows none, got string "db"`,
+			"web.yaml:26:11: spec.flows.allow: must name at most 256 services, got 257",
+		},
+	},
+	{
+		name: "unknown fields under flows and ingress",
+		yaml: withIngress("  flows: {allow: [db], deny: [cache]}", "  ingress:", "    rateLimits: 200/s", "    schemaFile: ./a.json", "    tls: true"),
+		want: []string{
+			"web.yaml:9:24: spec.flows.deny: unknown field; the only field here is allow",
+			"web.yaml:11:5: spec.ingress.rateLimits: unknown field (did you mean rateLimit?); valid fields are rateLimit, burst, port, maxBodyBytes, schema and schemaJSON",
+			"web.yaml:12:5: spec.ingress.schemaFile: unknown field; valid fields are rateLimit, burst, port, maxBodyBytes, schema and schemaJSON",
+			"web.yaml:13:5: spec.ingress.tls: unknown field; valid fields are rateLimit, burst, port, maxBodyBytes, schema and schemaJSON",
+		},
+	},
+	{
+		name: "ingress: schema not a string, a URL, with a control character (three documents)",
+		yaml: withIngress("  ingress:", "    schema: {type: object}") + "---\n" +
+			withIngress("  ingress: {schema: https://example.com/order.json}") + "---\n" + withIngress(`  ingress: {schema: "a\tb.json"}`),
+		want: []string{
+			"web.yaml:10:13: spec.ingress.schema: must be the path of a JSON Schema file relative to the manifest, like ./order.schema.json (a string), got a mapping",
+			`web.yaml:20:21: spec.ingress.schema: must be a file path relative to the manifest, like ./order.schema.json; URLs are not fetched, got "https://example.com/order.json"`,
+			`web.yaml:30:21: spec.ingress.schema: must be a file path without control characters (newlines, tabs, NUL...), got "a\tb.json"`,
+		},
+	},
+	{
+		name: "ingress: maxBodyBytes not a size, zero, too large, too large with a schema (four documents)",
+		yaml: withIngress("  ingress: {maxBodyBytes: 1MB}") + "---\n" + withIngress("  ingress: {maxBodyBytes: 0}") + "---\n" +
+			withIngress("  ingress: {maxBodyBytes: 17Gi}") + "---\n" + withIngress("  ingress: {maxBodyBytes: 100Mi, schemaJSON: {type: object}}"),
+		want: []string{
+			`web.yaml:9:27: spec.ingress.maxBodyBytes: must be a size: bytes, or a number with K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), like 1Mi or 512Ki, got string "1MB"`,
+			"web.yaml:19:27: spec.ingress.maxBodyBytes: must be between 1 and 16Gi (leave it out for the default 1Mi), got 0",
+			"web.yaml:29:27: spec.ingress.maxBodyBytes: must be between 1 and 16Gi, like 1Mi or 512Ki, got 17Gi",
+			"web.yaml:39:27: spec.ingress.maxBodyBytes: must be at most 64Mi with a schema, since the ingress reads a whole body to check it, got 100Mi",
+		},
+	},
+	{
+		name: "ingress: schemaJSON a list, a string, not JSON (three documents)",
+		yaml: withIngress("  ingress: {schemaJSON: [{type: object}]}") + "---\n" + withIngress(`  ingress: {schemaJSON: "{\"type\": \"object\"}"}`) + "---\n" +
+			withIngress("  ingress:", "    schemaJSON:", "      properties: {n: {maximum: .inf}}"),
+		want: []string{
+			"web.yaml:9:13: spec.ingress.schemaJSON: must be a JSON Schema document: a JSON object or true or false, got a list",
+			"web.yaml:19:25: spec.ingress.schemaJSON: must be a JSON Schema document: a JSON object or true or false, got a string",
+			"web.yaml:31:33: spec.ingress.schemaJSON: must be JSON: objects, lists, strings, numbers, true, false and null, got number .inf",
+		},
+	},
+	{
+		name: "ingress: schemaJSON nests too deep, expands too much through aliases (two documents)",
+		yaml: withIngress("  ingress: {schemaJSON: "+strings.Repeat("[", 70)+strings.Repeat("]", 70)+"}") + "---\n" +
+			withIngress("  ingress:", "    schemaJSON:", "      a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+				"      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]", "      c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]",
+				"      d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]"),
+		want: []string{
+			"web.yaml:9:89: spec.ingress.schemaJSON: nests deeper than 64 levels; a JSON Schema needs far fewer",
+			"web.yaml:20:5: spec.ingress.schemaJSON: expands to more than 10000 values through aliases; write the schema out",
+		},
+	},
+	{
+		name: "flows and ingress of the wrong type",
+		yaml: withIngress("  flows: true", "  ingress: [rateLimit: 200/s]"),
+		want: []string{
+			"web.yaml:9:10: spec.flows: must be a mapping {allow: [service names]}, like {allow: [db, cache]}, got boolean true",
+			"web.yaml:10:12: spec.ingress: must be a mapping with rateLimit, burst, port, maxBodyBytes, schema and schemaJSON, like {rateLimit: 200/s, schema: ./order.schema.json}, got a list",
 		},
 	},
 	{

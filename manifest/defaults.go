@@ -21,6 +21,7 @@ const (
 	DefaultMaxBackoff                = Duration(30 * time.Second)
 	DefaultStrategy                  = StrategySpread
 	DefaultSpreadBy                  = SpreadByNode
+	DefaultMaxBodyBytes     Bytes    = 1 << 20 // like nginx's client_max_body_size
 )
 
 // Default fills every unset (zero) field that has a default, in place. It is idempotent.
@@ -33,6 +34,10 @@ const (
 // of 30s and backoff, and the port of an HTTP or TCP check to the first port of spec.ports.
 // An image or wasm depot whose reference is itself a valid digest gets that digest as its
 // Digest: the reference already names immutable content, so there is nothing to resolve.
+//
+// An ingress gets the first exposed tcp port as its port, DefaultMaxBodyBytes and, when
+// it has a rate limit, a burst of one second's worth of requests (Rate.DefaultBurst). A
+// flows section with no allow list allows none (Allow becomes empty, not nil).
 func (s *Service) Default() {
 	if s == nil {
 		return
@@ -83,6 +88,31 @@ func (s *Service) Default() {
 	if sp.Placement.SpreadBy == "" {
 		sp.Placement.SpreadBy = DefaultSpreadBy
 	}
+	if sp.Flows != nil && sp.Flows.Allow == nil {
+		sp.Flows.Allow = []string{}
+	}
+	if in := sp.Ingress; in != nil {
+		if in.Port == "" {
+			in.Port = firstExposed(sp.Ports)
+		}
+		if in.Burst == 0 && in.RateLimit.valid() {
+			in.Burst = in.RateLimit.DefaultBurst()
+		}
+		if in.MaxBodyBytes == 0 {
+			in.MaxBodyBytes = DefaultMaxBodyBytes
+		}
+	}
+}
+
+// firstExposed is the name of the first exposed tcp port, the one ingress serves by
+// default; "" when there is none.
+func firstExposed(ports []Port) string {
+	for _, p := range ports {
+		if p.Expose && p.Name != "" && (p.Protocol == "tcp" || p.Protocol == "") {
+			return p.Name
+		}
+	}
+	return ""
 }
 
 // defaults fills the unset fields of one probe; firstPort is the check port to use when
@@ -141,6 +171,14 @@ func (s *Service) clone() *Service {
 			con.Values = append([]string(nil), con.Values...)
 			c.Spec.Placement.Constraints[i] = con
 		}
+	}
+	if f := s.Spec.Flows; f != nil {
+		c.Spec.Flows = &Flows{Allow: slices.Clone(f.Allow)}
+	}
+	if in := s.Spec.Ingress; in != nil {
+		ci := *in
+		ci.SchemaJSON = slices.Clone(in.SchemaJSON)
+		c.Spec.Ingress = &ci
 	}
 	return &c
 }

@@ -3,8 +3,15 @@
 // that goes on the ledger, and a JSON Schema for editors.
 //
 // The path of a manifest is: Decode (parse, apply defaults, validate, all errors of a file
-// at once) -> sign -> ledger (JSON, read back with DecodeJSON). Validate is pure and can be
-// run again anywhere; Default is idempotent.
+// at once) -> ResolveFiles (read the files it names, such as an ingress JSON Schema, into
+// it) -> sign -> ledger (JSON, read back with DecodeJSON; ValidateResolved checks that a
+// revision carries content, not names of files or mutable images). Validate is pure and
+// can be run again anywhere; Default is idempotent.
+//
+// Two spec fields are optional and mean something by their absence: a service without
+// flows may connect to every service (flows: {allow: []} allows none), and a service
+// without ingress is reached through its exposed ports without rate limits, body limits
+// or schema checks.
 //
 // Replicas is the one field whose zero value is meaningful (0 replicas stops a service), so
 // "unset" cannot be told from 0 once decoded. The decoders therefore fill DefaultReplicas

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -73,6 +74,14 @@ spec:
       - label.old not exists
       - name not in (gw-1,gw-2)
       - id != 0123456789abcdef
+  flows:
+    allow: [db, cache, web]
+  ingress:
+    rateLimit: 200/s
+    burst: 400
+    port: http
+    maxBodyBytes: 1Mi
+    schema: ./order.schema.json
 `
 
 const goodMinimal = `apiVersion: qnet/v1
@@ -196,6 +205,48 @@ spec:
     wasm: ./hello.wasm
 `
 
+// goodIngress holds ingresses and flows: defaults, an inline schema written in YAML, a
+// rate per minute and one per hour, flows that allow none and flows to itself.
+const goodIngress = `apiVersion: qnet/v1
+kind: Service
+metadata: {name: orders}
+spec:
+  depot: {image: registry.local/orders:2}
+  ports:
+    - {name: metrics, port: 9090}
+    - {name: dns, port: 53, protocol: udp, expose: true}
+    - {name: api, port: 8080, expose: true}
+  flows: {allow: []}
+  ingress:
+    rateLimit: 90/m
+    schemaJSON:
+      $schema: https://json-schema.org/draft/2020-12/schema
+      type: object
+      required: [id, qty]
+      properties:
+        id: {type: string, pattern: "^<[A-Z]+>$"}
+        qty: {type: integer, minimum: 1, maximum: 1e3, multipleOf: 1.0}
+        note: {type: [string, "null"], maxLength: 0x100, description: café}
+      additionalProperties: false
+---
+apiVersion: qnet/v1
+kind: Service
+metadata: {name: edge}
+spec:
+  depot: {exec: edge}
+  ports: [{name: web, port: 80, expose: true}]
+  flows: {allow: [edge, orders]}
+  ingress: {}
+---
+apiVersion: qnet/v1
+kind: Service
+metadata: {name: open}
+spec:
+  depot: {exec: open}
+  ports: [{name: web, port: 80, expose: true}]
+  ingress: {schemaJSON: true, rateLimit: 5/h, burst: 1}
+`
+
 // goodManifests returns every good manifest of the tests by name, with the example of
 // the repository.
 func goodManifests(t testing.TB) map[string]string {
@@ -213,6 +264,7 @@ func goodManifests(t testing.TB) map[string]string {
 		"image.yaml":   goodImage,
 		"images.yaml":  goodImageShort,
 		"wasm.yaml":    goodWasm,
+		"ingress.yaml": goodIngress,
 		"hello.yaml":   string(hello),
 		"bom.yaml":     "\xef\xbb\xbf" + goodMinimal,
 		"crlf.yaml":    strings.ReplaceAll(goodMinimal, "\n", "\r\n"),
@@ -243,4 +295,19 @@ func withMeta(lines ...string) string {
 // withDepot is a manifest whose depot body (indented by four) starts at line 6.
 func withDepot(lines ...string) string {
 	return "apiVersion: qnet/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  depot:\n" + strings.Join(lines, "\n") + "\n"
+}
+
+// withIngress is head with an exposed tcp port http at line 8, followed by lines of spec
+// from line 9.
+func withIngress(lines ...string) string {
+	return withSpec(append([]string{"  ports: [{name: http, port: 8080, expose: true}]"}, lines...)...)
+}
+
+// manyNames is n distinct service names separated by commas: s0, s1, ...
+func manyNames(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%d", i)
+	}
+	return strings.Join(names, ", ")
 }

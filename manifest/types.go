@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -44,6 +45,13 @@ type Spec struct {
 	Restart Restart           `json:"restart"`
 	// Placement says which nodes replicas may run on and how they spread over them.
 	Placement Placement `json:"placement"`
+	// Flows, when set, limits the services the replicas may open connections to. Nil
+	// (flows left out) lets them reach every service, as before flows existed.
+	Flows *Flows `json:"flows,omitempty"`
+	// Ingress, when set, is the rules the ingress applies to requests from outside the
+	// network to one exposed port: a rate limit, a body size limit and a JSON Schema the
+	// bodies must match. Without it, exposed ports are reached without these checks.
+	Ingress *Ingress `json:"ingress,omitempty"`
 }
 
 // Depot says what runs. Exactly one kind is set.
@@ -236,4 +244,66 @@ type Placement struct {
 	SpreadBy string `json:"spreadBy,omitempty"`
 	// Constraints must all hold on a node for a replica to run there.
 	Constraints []Constraint `json:"constraints,omitempty"`
+}
+
+// MaxFlowsAllow is the most services one flows.allow list may name.
+const MaxFlowsAllow = 256
+
+// Flows says which services the replicas of a service may open connections to, through
+// the mesh. A flow to a service that no manifest allows is refused and counts against
+// the node that tried it.
+type Flows struct {
+	// Allow names the services (DNS labels, each once, at most MaxFlowsAllow) that may
+	// be reached. Empty allows none; Default turns nil into empty, so that both are
+	// written [] in JSON. A service may name itself (replicas talking to each other).
+	Allow []string `json:"allow"`
+}
+
+// Allows reports whether the replicas of a service with flows f may connect to the
+// service named name. A nil f (no flows section) allows every service.
+func (f *Flows) Allows(name string) bool {
+	if f == nil {
+		return true
+	}
+	for _, a := range f.Allow {
+		if a == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Ingress is how the ingress of every node treats requests from outside the network to
+// one exposed port of a service, which must be a tcp port (HTTP or plain TCP).
+type Ingress struct {
+	// RateLimit, when set, bounds the rate of requests the ingress lets through to the
+	// port: a token bucket filled at this rate, holding Burst tokens. Zero means no limit.
+	RateLimit Rate `json:"rateLimit,omitzero"`
+	// Burst is how many requests may pass at once, above the steady rate. Only with
+	// RateLimit; Default sets it to the rate per second rounded up (at least 1).
+	Burst int `json:"burst,omitempty"`
+	// Port names the exposed tcp port of spec.ports that ingress serves; Default picks
+	// the first exposed tcp port.
+	Port string `json:"port,omitempty"`
+	// MaxBodyBytes is the largest request body the ingress passes on (larger ones are
+	// refused); DefaultMaxBodyBytes (1Mi) when left out.
+	MaxBodyBytes Bytes `json:"maxBodyBytes,omitempty"`
+	// Schema is the path of a JSON Schema file, relative to the manifest file, that
+	// request bodies must match. qnet apply reads it (ResolveFiles) into SchemaJSON.
+	Schema string `json:"schema,omitempty"`
+	// SchemaJSON is the JSON Schema document request bodies must match (a JSON object
+	// or boolean), as compact JSON with keys in sorted order. ResolveFiles fills it
+	// from Schema; it may also be written inline, without Schema. A revision on the
+	// ledger that names a Schema carries it (see ValidateResolved), so every node
+	// checks bodies against the same document.
+	SchemaJSON json.RawMessage `json:"schemaJSON,omitempty"`
+}
+
+// Rate is a number of events per second, minute or hour, written N/s, N/m or N/h
+// ("200/s"). The zero Rate means no rate was given.
+type Rate struct {
+	// Count is how many events each Per allows: 1 to MaxRateCount.
+	Count int
+	// Per is time.Second, time.Minute or time.Hour.
+	Per time.Duration
 }

@@ -50,11 +50,12 @@ func (s *Service) Validate() ErrorList {
 }
 
 // ValidateResolved checks s as Validate does and also that an image or wasm depot carries
-// its Digest (a reference that is itself a digest counts, as Default copies it). qnet
-// apply resolves references to digests before it signs a revision, so that a revision
-// names immutable content that every node runs the same; the ledger's state machine calls
-// ValidateResolved on what it accepts, so that a name that could change under it (web:1.2,
-// a file path) never stands alone on the ledger.
+// its Digest (a reference that is itself a digest counts, as Default copies it) and that
+// an ingress that names a schema file carries the schema (SchemaJSON). qnet apply
+// resolves references to digests and reads files (ResolveFiles) before it signs a
+// revision, so that a revision names immutable content that every node uses the same;
+// the ledger's state machine calls ValidateResolved on what it accepts, so that a name
+// that could change under it (web:1.2, a file path) never stands alone on the ledger.
 func (s *Service) ValidateResolved() ErrorList {
 	return s.validate(true)
 }
@@ -140,6 +141,8 @@ func (v *validator) spec(sp *Spec) {
 	v.probe("spec.health.readiness", sp.Health.Readiness, sp.Ports)
 	v.restart(&sp.Restart)
 	v.placement(&sp.Placement)
+	v.flows(sp.Flows)
+	v.ingress(sp.Ingress, sp.Ports)
 }
 
 func (v *validator) depot(d *Depot) {
@@ -505,4 +508,123 @@ func mapKeyPath(parent, key string) string {
 		return parent + "." + key
 	}
 	return parent + "[" + strconv.Quote(key) + "]"
+}
+
+func (v *validator) flows(f *Flows) {
+	if f == nil {
+		return
+	}
+	const p = "spec.flows.allow"
+	if len(f.Allow) > MaxFlowsAllow {
+		v.add(p, "must name at most %d services, got %d", MaxFlowsAllow, len(f.Allow))
+	}
+	seen := map[string]int{}
+	for i, name := range f.Allow {
+		switch j, dup := seen[name]; {
+		case !dnsLabel.MatchString(name):
+			v.add(indexPath(p, i), "must be a service name (%s), got %q", dnsLabelRule, name)
+		case dup:
+			v.add(indexPath(p, i), "must name each service once, but %q is also %s", name, indexPath(p, j))
+		default:
+			seen[name] = i
+		}
+	}
+}
+
+// Bounds of an ingress.
+const (
+	maxBurst = MaxRateCount
+	// maxBodyBytes is the largest maxBodyBytes; maxCheckedBody the largest with a schema,
+	// since the ingress holds a whole body in memory to check it.
+	maxBodyBytes   = Bytes(16 << 30)
+	maxCheckedBody = Bytes(64 << 20)
+	maxSchemaPath  = 4096
+)
+
+func (v *validator) ingress(in *Ingress, ports []Port) {
+	if in == nil {
+		return
+	}
+	const p = "spec.ingress"
+	switch {
+	case in.RateLimit.IsZero():
+		if in.Burst != 0 {
+			v.add(p+".burst", "applies only with a rateLimit; set rateLimit, like 200/s, or leave burst out, got %d", in.Burst)
+		}
+	case !in.RateLimit.valid():
+		v.add(p+".rateLimit", "must be a rate %s, got %d per %s", rateRule, in.RateLimit.Count, in.RateLimit.Per)
+	case in.Burst < 1 || in.Burst > maxBurst:
+		v.add(p+".burst", "must be between 1 and %d (leave it out for the rate per second, here %d), got %d", maxBurst, in.RateLimit.DefaultBurst(), in.Burst)
+	}
+	v.ingressPort(p+".port", in.Port, ports)
+	switch b := in.MaxBodyBytes; {
+	case b < 1 || b > maxBodyBytes:
+		v.add(p+".maxBodyBytes", "must be between 1 and %s, like 1Mi or 512Ki, got %s", maxBodyBytes, b)
+	case b > maxCheckedBody && (in.Schema != "" || len(in.SchemaJSON) > 0):
+		v.add(p+".maxBodyBytes", "must be at most %s with a schema, since the ingress reads a whole body to check it, got %s", maxCheckedBody, b)
+	}
+	switch sc := in.Schema; {
+	case sc == "":
+	case len(sc) > maxSchemaPath:
+		v.add(p+".schema", "must be a file path of at most %d characters, got %d", maxSchemaPath, len(sc))
+	case hasControl(sc):
+		v.add(p+".schema", "must be a file path without control characters (newlines, tabs, NUL...), got %q", sc)
+	case strings.Contains(sc, "://"):
+		v.add(p+".schema", "must be a file path relative to the manifest, like ./order.schema.json; URLs are not fetched, got %q", sc)
+	}
+	switch js := in.SchemaJSON; {
+	case len(js) == 0:
+		if v.resolved && in.Schema != "" {
+			v.add(p+".schemaJSON", "must be set: apply reads the schema file (%s) into it so every node checks the same schema; got none", in.Schema)
+		}
+	case len(js) > MaxSchemaSize:
+		v.add(p+".schemaJSON", "must be at most %d bytes (256 KiB), got %d", MaxSchemaSize, len(js))
+	default:
+		doc, err := parseJSON(js)
+		if err != nil {
+			v.add(p+".schemaJSON", "must be a JSON Schema document, a JSON object or true or false: at %s", strings.TrimPrefix(err.Error(), ":"))
+		} else if what := schemaShape(doc); what != "" {
+			v.add(p+".schemaJSON", "must be a JSON Schema document: a JSON object or true or false, got %s", what)
+		}
+	}
+}
+
+// ingressPort checks the port of an ingress: the name of an exposed tcp port.
+func (v *validator) ingressPort(path, name string, ports []Port) {
+	var exposed []string
+	for _, pt := range ports {
+		if pt.Expose && pt.Protocol == "tcp" && pt.Name != "" && !slices.Contains(exposed, pt.Name) {
+			exposed = append(exposed, pt.Name)
+		}
+	}
+	if name == "" {
+		// Default picks the first exposed tcp port, so there is none.
+		v.add(path, "needs an exposed tcp port, but spec.ports has none: set expose: true on the port ingress serves, like {name: http, port: 8080, expose: true}")
+		return
+	}
+	for i, pt := range ports {
+		if pt.Name != name {
+			continue
+		}
+		switch {
+		case pt.Protocol != "tcp":
+			v.add(path, "names port %q, which is %s; ingress serves HTTP and TCP only, so name an exposed tcp port", name, pt.Protocol)
+		case !pt.Expose:
+			v.add(path, "names port %q, which is not exposed: set expose: true on %s%s", name, indexPath("spec.ports", i), orExposed(exposed))
+		}
+		return
+	}
+	if len(exposed) == 0 {
+		v.add(path, "must be the name of an exposed tcp port in spec.ports, but it has none (set expose: true on one), got %q", name)
+		return
+	}
+	v.add(path, "must be the name of an exposed tcp port in spec.ports (%s), got %q", strings.Join(exposed, ", "), name)
+}
+
+// orExposed suggests the exposed ports, when there are any.
+func orExposed(exposed []string) string {
+	if len(exposed) == 0 {
+		return ""
+	}
+	return ", or name an exposed port (" + strings.Join(exposed, ", ") + ")"
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // prepareDepot makes sure the image or module a depot runs is in this node's store,
-// fetching it from the peers that hold it (checked blob by blob) when it is not.
-func (n *Node) prepareDepot(ctx context.Context, s driver.Spec) error {
+// fetching it from the peers that hold it (checked blob by blob) when it is not. A wasm
+// depot's Command becomes the module's file in the store, which the wasm driver runs.
+func (n *Node) prepareDepot(ctx context.Context, s *driver.Spec) error {
 	var ref string
 	switch {
 	case s.Image != nil:
@@ -26,17 +27,27 @@ func (n *Node) prepareDepot(ctx context.Context, s driver.Spec) error {
 	if err != nil {
 		return fmt.Errorf("depot %q: %w", ref, err)
 	}
-	if _, err := n.depots.Image(d); err == nil {
+	img, err := n.depots.Image(d)
+	if err != nil {
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		defer cancel()
+		start := time.Now()
+		if img, err = n.depots.Fetch(fctx, d, n.swarm); err != nil {
+			return fmt.Errorf("fetch depot %s from peers: %w", d.Short(), err)
+		}
+		n.log.Info("depot fetched from peers", "depot", d.Short(), "size", img.Size, "took", time.Since(start).Round(time.Millisecond))
+	}
+	if s.Wasm == nil {
 		return nil
 	}
-	fctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
-	defer cancel()
-	start := time.Now()
-	img, err := n.depots.Fetch(fctx, d, n.swarm)
-	if err != nil {
-		return fmt.Errorf("fetch depot %s from peers: %w", d.Short(), err)
+	if img.Kind != depot.KindWasm || len(img.Layers) != 1 {
+		return fmt.Errorf("depot %s is an image of kind %q, not a WebAssembly module: name it under depot.image", d.Short(), img.Kind)
 	}
-	n.log.Info("depot fetched from peers", "depot", d.Short(), "size", img.Size, "took", time.Since(start).Round(time.Millisecond))
+	path, err := n.depots.Path(img.Layers[0].Digest)
+	if err != nil {
+		return fmt.Errorf("depot %s: module: %w", d.Short(), err)
+	}
+	s.Command, s.Args = path, s.Wasm.Args
 	return nil
 }
 

@@ -25,11 +25,17 @@ import (
 	"qnet.dev/qnet/driver"
 	execdriver "qnet.dev/qnet/driver/exec"
 	"qnet.dev/qnet/driver/oci"
+	"qnet.dev/qnet/driver/wasm"
 	"qnet.dev/qnet/gossip"
 	"qnet.dev/qnet/identity"
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/manifest"
 	"qnet.dev/qnet/mesh"
+	"qnet.dev/qnet/netsvc"
+	"qnet.dev/qnet/netsvc/dns"
+	"qnet.dev/qnet/netsvc/ingress"
+	"qnet.dev/qnet/netsvc/proxy"
+	"qnet.dev/qnet/netsvc/receipt"
 	"qnet.dev/qnet/orderer"
 	"qnet.dev/qnet/portalloc"
 	"qnet.dev/qnet/state"
@@ -76,19 +82,36 @@ type Config struct {
 	// Orderer tunes ordering; zero values take orderer.DefaultConfig's.
 	Orderer orderer.Config
 	// Agent tunes the agent; zero values take agent.DefaultConfig's.
-	Agent  agent.Config
-	Logger *slog.Logger
+	Agent agent.Config
+	// DNSAddr is where the node answers DNS for SERVICE.NETWORK.qnet (UDP and TCP; port
+	// 0 picks one); empty means no DNS server.
+	DNSAddr string
+	// IngressAddr is where the node takes HTTP traffic from outside for exposed
+	// services (port 0 picks one); empty means no ingress. Other exposed tcp ports
+	// listen on the same host, on their own port numbers.
+	IngressAddr string
+	// ReceiptCommit is how often the node commits its transfer receipts to the ledger
+	// as a batch root (default 10s).
+	ReceiptCommit time.Duration
+	// ProxyBind, when set, says where the proxy listens for a service port instead of
+	// the service's VIP and port (tests that run several nodes on one loopback).
+	ProxyBind func(netsvc.ServicePort) string
+	Logger    *slog.Logger
 }
 
 // Default addresses of a node.
 const (
 	DefaultAPIAddr  = "127.0.0.1:7700"
 	DefaultMeshAddr = "127.0.0.1:7701"
+	DefaultDNSAddr  = "127.0.0.1:7753"
+	// DefaultIngressAddr takes outside traffic on every interface, as every node's
+	// ingress should.
+	DefaultIngressAddr = ":7780"
 )
 
 // DefaultConfig returns a configuration for the data dir.
 func DefaultConfig(dataDir string) Config {
-	return Config{DataDir: dataDir, APIAddr: DefaultAPIAddr, Host: "127.0.0.1", PortLo: 20000, PortHi: 32767,
+	return Config{DataDir: dataDir, APIAddr: DefaultAPIAddr, DNSAddr: DefaultDNSAddr, IngressAddr: DefaultIngressAddr, Host: "127.0.0.1", PortLo: 20000, PortHi: 32767,
 		Stabilize: 10 * time.Second, Logger: slog.Default()}
 }
 
@@ -115,6 +138,15 @@ type Node struct {
 	swarm  *swarm.Swarm
 	raftLn *mesh.ServiceListener
 	oci    *oci.Driver
+	// Network services: what the ledger says of services and replicas, the proxy of
+	// their stable addresses, DNS.
+	catalog  *catalog
+	proxy    *proxy.Proxy
+	balancer *proxy.Balancer
+	dns      *dns.Server
+	ingress  *ingress.Ingress
+	receipts *receipt.Log
+	wasm     *wasm.Driver
 	// rotateMu serialises key rotations.
 	rotateMu sync.Mutex
 
@@ -328,6 +360,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.oci = od
 		ac.Drivers[manifest.DepotImage] = od
 	}
+	// WebAssembly modules run wherever the node does (no root, any OS); the driver's
+	// directory must be short enough for its control sockets.
+	if wd, err := wasm.New(wasm.Config{
+		Dir: filepath.Join(cfg.DataDir, "wasm"), ShimBinary: shim, Logger: n.log,
+		CgroupParent: "qnet-" + n.id,
+	}); err != nil {
+		n.log.Warn("wasm depots cannot run on this node", "err", err)
+	} else {
+		n.wasm = wd
+		ac.Drivers[manifest.DepotWasm] = wd
+	}
 	if ac.Ports, err = portalloc.New(cfg.PortLo, cfg.PortHi); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
@@ -350,6 +393,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	rctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	if err := n.startNetServices(rctx); err != nil {
+		cancel()
+		return nil, fmt.Errorf("start node: %w", err)
+	}
 	n.wg.Go(func() {
 		if err := n.http.ServeTLS(n.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("API server stopped", "err", err)
@@ -496,7 +543,7 @@ func (n *Node) Status() api.Status {
 		Node: n.id, NodeName: n.name, Network: tip.Name, NetworkID: tip.Network.String(),
 		Version: version.Version, Leader: leader, IsLeader: leader == n.id,
 		Height: tip.Height, Tip: tip.Hash.String(), TipTime: tip.Time, APIAddr: n.APIAddr(),
-		MeshAddr: n.mesh.Addr(), Fingerprint: hex.EncodeToString(fp[:]),
+		MeshAddr: n.mesh.Addr(), DNSAddr: n.DNSAddr(), IngressAddr: n.IngressAddr(), Fingerprint: hex.EncodeToString(fp[:]),
 		CgroupLimit: n.limit, Validators: validatorSet(nodes),
 	}
 }
@@ -585,13 +632,22 @@ func (n *Node) Close(ctx context.Context) error {
 		n.stopLoops()
 		// Raft's calls to unreachable peers wait for them; end them before raft stops.
 		n.raftLn.Close()
+		if n.receipts != nil {
+			errs = append(errs, n.receipts.Close())
+		}
 		errs = append(errs, n.gossip.Shutdown(), n.ord.Close(), n.mesh.Close(), n.store.Close(), n.drv.Close())
 		if n.oci != nil {
 			errs = append(errs, n.oci.Close())
 		}
+		if n.wasm != nil {
+			errs = append(errs, n.wasm.Close())
+		}
 	})
 	return errors.Join(errs...)
 }
+
+// WasmDriver returns the node's wasm driver, or nil where wasm depots cannot run.
+func (n *Node) WasmDriver() *wasm.Driver { return n.wasm }
 
 // ServerTLS is the API's TLS configuration for a node with key: TLS 1.3 with a
 // self-signed certificate of its Ed25519 key, which clients pin (see APIKeyPin).

@@ -24,8 +24,10 @@ import (
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver/exec/shim"
 	"qnet.dev/qnet/driver/oci"
+	wasmshim "qnet.dev/qnet/driver/wasm/shim"
 	"qnet.dev/qnet/examples/hello"
 	"qnet.dev/qnet/identity"
+	"qnet.dev/qnet/netsvc"
 	"qnet.dev/qnet/node"
 	"qnet.dev/qnet/tunnel"
 )
@@ -39,6 +41,8 @@ func Main(m *testing.M) {
 			os.Exit(shim.Main(os.Args[2:]))
 		case oci.HelperCommand:
 			os.Exit(oci.HelperMain(os.Args[2:]))
+		case "wasm-shim":
+			os.Exit(wasmshim.Main(os.Args[2:]))
 		case "example-hello":
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			err := hello.Run(ctx, os.Stdout)
@@ -131,6 +135,11 @@ func StartNode(t testing.TB, opts Options) *Node {
 	n.cfg = node.DefaultConfig(n.DataDir)
 	n.cfg.APIAddr = "127.0.0.1:0"
 	n.cfg.MeshAddr = "127.0.0.1:0"
+	// Several nodes share this loopback: each has its own DNS port and proxy ports.
+	n.cfg.DNSAddr = "127.0.0.1:0"
+	n.cfg.IngressAddr = "127.0.0.1:0"
+	n.cfg.ReceiptCommit = 200 * time.Millisecond
+	n.cfg.ProxyBind = func(netsvc.ServicePort) string { return "127.0.0.1:0" }
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +224,10 @@ func StartNetwork(t testing.TB, size int, opts Options) []*Node {
 func (n *Node) Restart(t testing.TB) *Node {
 	t.Helper()
 	n.Stop(t, false)
-	return StartNode(t, Options{DataDir: n.DataDir, Token: n.Token, OperatorKey: n.Context.OperatorKey, Configure: func(c *node.Config) { *c = n.cfg; c.APIAddr, c.MeshAddr = "127.0.0.1:0", "127.0.0.1:0" }})
+	return StartNode(t, Options{DataDir: n.DataDir, Token: n.Token, OperatorKey: n.Context.OperatorKey, Configure: func(c *node.Config) {
+		*c = n.cfg
+		c.APIAddr, c.MeshAddr, c.DNSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	}})
 }
 
 // WaitFor polls cond until it holds or the timeout passes, then fails the test with what.

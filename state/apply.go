@@ -328,6 +328,8 @@ func (a *applier) apply(t *ledger.Tx) error {
 		return a.nodeRotate(t)
 	case ledger.TxValidators:
 		return a.validators(t)
+	case ledger.TxReceipts:
+		return a.receiptBatch(t)
 	}
 	return fmt.Errorf("no state change is defined for %s", t.Type)
 }
@@ -459,9 +461,17 @@ func (a *applier) serviceApply(t *ledger.Tx) error {
 	next := Service{
 		Name: svc.Metadata.Name, Revision: cur.Revision + 1, Spec: svc, AppliedBy: op,
 		TxID: t.ID(), Height: a.block.Height, Created: cur.Created, Updated: a.block.Time,
+		Unschedulable: cur.Unschedulable, VIP: cur.VIP,
 	}
 	if !exists {
 		next.Created = a.block.Time
+	}
+	if next.VIP == "" {
+		vip, err := allocVIP(a.bucket(bucketVIPs), next.Name)
+		if err != nil {
+			return err
+		}
+		next.VIP = vip.String()
 	}
 	if err := putJSON(b, []byte(next.Name), next); err != nil {
 		return err
@@ -510,8 +520,14 @@ func (a *applier) serviceDelete(t *ledger.Tx) error {
 		return err
 	}
 	b := a.bucket(bucketServices)
-	if b.Get([]byte(p.Name)) == nil {
+	var cur Service
+	if ok, err := getJSON(b, []byte(p.Name), &cur); err != nil {
+		return err
+	} else if !ok {
 		return fmt.Errorf("service %q not found", p.Name)
+	}
+	if err := freeVIP(a.bucket(bucketVIPs), cur.VIP); err != nil {
+		return err
 	}
 	if err := b.Delete([]byte(p.Name)); err != nil {
 		return err

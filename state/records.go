@@ -20,6 +20,9 @@ type Service struct {
 	Updated   time.Time   `json:"updated"`
 	// Unschedulable says why some replicas could not be placed, if so.
 	Unschedulable string `json:"unschedulable,omitempty"`
+	// VIP is the service's stable address, the same on every node, from its creation
+	// to its deletion (see VIPPrefix).
+	VIP string `json:"vip,omitempty"`
 }
 
 // Revision is one immutable revision of a service.

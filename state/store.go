@@ -29,7 +29,7 @@ var (
 	bucketRevoked    = []byte("revoked")
 
 	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketTxs, bucketKeys, bucketOperators,
-		bucketNodes, bucketServices, bucketRevisions, bucketPlacements, bucketTokens, bucketRevoked}
+		bucketNodes, bucketServices, bucketRevisions, bucketPlacements, bucketTokens, bucketRevoked, bucketVIPs, bucketReceipts}
 
 	keyTip     = []byte("tip")
 	keyApplied = []byte("applied")

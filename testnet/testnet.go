@@ -421,7 +421,13 @@ func (t *Testnet) startAgent(n *Node, extra []string) error {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- qnet testnet: starting the agent of %s at %s\n", n.Name, time.Now().Format(time.RFC3339))
-	args := append([]string{"agent", "--data-dir", n.DataDir, "--api-addr", n.API, "--mesh-addr", n.Mesh}, extra...)
+	args := []string{"agent", "--data-dir", n.DataDir, "--api-addr", n.API, "--mesh-addr", n.Mesh}
+	if n.Namespace == "" {
+		// The nodes share this loopback: each answers DNS on a port of its own (qnet
+		// testnet status and qnet status say which).
+		args = append(args, "--dns-addr", "127.0.0.1:0", "--ingress-addr", "127.0.0.1:0")
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(t.State.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

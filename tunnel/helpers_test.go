@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"qnet.dev/qnet/internal/leakcheck"
 	"runtime"
 	"strings"
 	"sync"
@@ -18,39 +19,8 @@ import (
 	"qnet.dev/qnet/identity"
 )
 
-// TestMain fails the run if the tunnel's goroutines outlive the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitNoLeaks(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines leaked:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func waitNoLeaks(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if (strings.Contains(g, "qnet/tunnel.") || strings.Contains(g, "yamux.")) && !strings.Contains(g, "waitNoLeaks") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		runtime.Gosched()
-		time.Sleep(10 * time.Millisecond) // polling interval of the leak check, not a wait for an event
-	}
-}
+// TestMain fails the run if goroutines of the package outlive the tests.
+func TestMain(m *testing.M) { leakcheck.Main(m, "qnet/tunnel.", "yamux.") }
 
 // waitFor polls cond until it holds or d passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {

@@ -1,15 +1,13 @@
 package exec
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"sort"
 	"testing"
-	"time"
 
 	"qnet.dev/qnet/cgroup"
 	"qnet.dev/qnet/driver"
+	"qnet.dev/qnet/driver/internal/drivertest"
 )
 
 // BenchmarkStart measures placement-to-running as the agent sees it: from Start to the
@@ -35,30 +33,9 @@ func BenchmarkStart(b *testing.B) {
 			if tc.name == "cgroup" && d.Cgroups().Version == cgroup.None {
 				b.Skipf("cgroups unavailable: %s", d.Cgroups().Reason)
 			}
-			ctx := context.Background()
-			var took []time.Duration
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				s := driver.Spec{ID: fmt.Sprintf("bench-%d", i), Command: cmd, Args: []string{"1000"}, CPU: 500, Memory: 64 << 20}
-				t0 := time.Now()
-				h, err := d.Start(ctx, s)
-				took = append(took, time.Since(t0))
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				if _, err := h.Stop(ctx, 0); err != nil {
-					b.Fatal(err)
-				}
-				if err := d.Remove(s.ID); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-			b.StopTimer()
-			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
-			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-p50")
-			b.ReportMetric(float64(took[len(took)*9/10].Microseconds())/1000, "ms-p90")
+			drivertest.BenchStarts(b, d, func(i int) driver.Spec {
+				return driver.Spec{ID: fmt.Sprintf("bench-%d", i), Command: cmd, Args: []string{"1000"}, CPU: 500, Memory: 64 << 20}
+			})
 		})
 	}
 }

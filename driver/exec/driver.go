@@ -3,13 +3,10 @@ package exec
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,8 +16,13 @@ import (
 	"qnet.dev/qnet/cgroup"
 	"qnet.dev/qnet/driver"
 	"qnet.dev/qnet/driver/exec/internal/bundle"
-	"qnet.dev/qnet/driver/exec/internal/proc"
 	"qnet.dev/qnet/driver/exec/shim"
+	"qnet.dev/qnet/driver/internal/depotgroup"
+	"qnet.dev/qnet/driver/internal/depots"
+	"qnet.dev/qnet/driver/internal/proc"
+	"qnet.dev/qnet/driver/internal/settings"
+	"qnet.dev/qnet/driver/internal/shimproc"
+	"qnet.dev/qnet/driver/internal/statefile"
 )
 
 // Name is the driver's name in manifests.
@@ -55,32 +57,23 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Validate reports the first bad field of c.
-func (c Config) Validate() error {
-	if c.Dir == "" {
-		return errors.New("exec driver: Dir is empty: want a runtime directory that survives agent restarts, e.g. <data-dir>/depots")
+// common returns the settings c has alike with the other drivers' Configs.
+func (c Config) common() settings.Common {
+	return settings.Common{
+		Driver: Name, Dir: c.Dir, DirExample: "<data-dir>/depots",
+		Cgroup: c.Cgroup, CgroupParent: c.CgroupParent, RequireLimits: c.RequireLimits,
+		StartTimeout: c.StartTimeout, DefaultStartTimeout: 30 * time.Second, Logger: c.Logger,
 	}
-	if c.CgroupParent != "" {
-		if err := cgroup.ValidateParent(c.CgroupParent); err != nil {
-			return fmt.Errorf("exec driver: CgroupParent: %w", err)
-		}
-	}
-	if c.StartTimeout < 0 {
-		return fmt.Errorf("exec driver: StartTimeout is %v: want >= 0 (0 = 30s)", c.StartTimeout)
-	}
-	return nil
 }
+
+// Validate reports the first bad field of c.
+func (c Config) Validate() error { return c.common().Validate() }
 
 // Driver runs depots as processes, each under a shim. It is safe for concurrent use.
 type Driver struct {
-	runtimeDir string
-	shimPath   string
-	shimArgs   []string
-	shimEnv    []string
-	hier       cgroup.Hierarchy
-	require    bool
-	timeout    time.Duration
-	log        *slog.Logger
+	settings.Resolved
+	depots *depots.Table[*handle]
+	shim   shimproc.Command
 
 	// warm is a shim started in advance, waiting for its launch; bg runs the goroutine
 	// that starts it.
@@ -89,10 +82,6 @@ type Driver struct {
 	refilling bool
 	closed    bool
 	bg        sync.WaitGroup
-
-	mu       sync.Mutex
-	handles  map[string]*handle
-	starting map[string]bool // IDs in Start, which Recover leaves alone
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -100,49 +89,19 @@ var _ driver.Driver = (*Driver)(nil)
 // New checks cfg, detects cgroups (unless cfg.Cgroup is set) and returns the driver. It
 // starts nothing; call Recover to find depots from before a restart.
 func New(cfg Config) (*Driver, error) {
-	if err := cfg.Validate(); err != nil {
+	s, err := cfg.common().Resolve()
+	if err != nil {
 		return nil, err
 	}
-	d := &Driver{
-		shimArgs: cfg.ShimArgs, shimEnv: cfg.ShimEnv, require: cfg.RequireLimits,
-		timeout: cfg.StartTimeout, log: cfg.Logger, handles: make(map[string]*handle), starting: make(map[string]bool),
-	}
-	if d.shimArgs == nil {
-		d.shimArgs = []string{"shim"}
-	}
-	if d.timeout == 0 {
-		d.timeout = 30 * time.Second
-	}
-	if d.log == nil {
-		d.log = slog.Default()
-	}
-	d.log = d.log.With("driver", Name)
-	var err error
-	if d.runtimeDir, err = filepath.Abs(cfg.Dir); err != nil {
-		return nil, fmt.Errorf("exec driver: Dir: %w", err)
-	}
-	if err := os.MkdirAll(d.runtimeDir, 0o700); err != nil {
-		return nil, fmt.Errorf("exec driver: Dir: %w", err)
-	}
-	d.shimPath = cfg.ShimBinary
-	if d.shimPath == "" {
-		if d.shimPath, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("exec driver: find own binary for the shim (set ShimBinary): %w", err)
-		}
-	}
-	if d.shimPath, err = filepath.Abs(d.shimPath); err != nil {
+	d := &Driver{Resolved: s}
+	if d.shim, err = shimproc.NewCommand(cfg.ShimBinary, cfg.ShimArgs, []string{"shim"}, cfg.ShimEnv); err != nil {
 		return nil, fmt.Errorf("exec driver: ShimBinary: %w", err)
 	}
-	if err := checkExecutable(d.shimPath); err != nil {
-		return nil, fmt.Errorf("exec driver: ShimBinary %s: %v", d.shimPath, err)
+	if d.depots, err = depots.New[*handle](cfg.Dir, nil); err != nil {
+		return nil, fmt.Errorf("exec driver: Dir: %w", err)
 	}
-	if cfg.Cgroup != nil {
-		d.hier = *cfg.Cgroup
-	} else {
-		d.hier = cgroup.Detect(cfg.CgroupParent)
-	}
-	if d.hier.Version == cgroup.None {
-		d.log.Warn("depots will run without resource limits", "reason", d.hier.Reason)
+	if d.Hier.Version == cgroup.None {
+		d.Log.Warn("depots will run without resource limits", "reason", d.Hier.Reason)
 	}
 	return d, nil
 }
@@ -152,36 +111,28 @@ func (d *Driver) Name() string { return Name }
 
 // Cgroups returns the cgroup hierarchy the driver uses (Version None when limits cannot
 // be enforced on this node, with the reason).
-func (d *Driver) Cgroups() cgroup.Hierarchy { return d.hier }
+func (d *Driver) Cgroups() cgroup.Hierarchy { return d.Hier }
 
 // LimitSupport says in one line how this node enforces depot limits, for status
 // reports: "cgroup v1", "cgroup v2", or "none: <why>", with a note when one controller
 // is missing.
 func (d *Driver) LimitSupport() string {
 	switch {
-	case d.hier.Version == cgroup.None:
-		return "none: " + d.hier.Reason
-	case d.hier.Reason != "":
-		return d.hier.Version.String() + " (" + d.hier.Reason + ")"
+	case d.Hier.Version == cgroup.None:
+		return "none: " + d.Hier.Reason
+	case d.Hier.Reason != "":
+		return d.Hier.Version.String() + " (" + d.Hier.Reason + ")"
 	}
-	return d.hier.Version.String()
+	return d.Hier.Version.String()
 }
-
-func (d *Driver) dir(id string) string { return filepath.Join(d.runtimeDir, id) }
 
 // Logs returns the paths of the depot's current stdout and stderr log files (rotated
 // ones beside them as .1, .2, …). An ID that could not name a depot gives empty paths.
 func (d *Driver) Logs(id string) (stdout, stderr string) {
-	if !validID(id) {
+	if !depots.ValidID(id) {
 		return "", ""
 	}
-	return filepath.Join(d.dir(id), bundle.Stdout), filepath.Join(d.dir(id), bundle.Stderr)
-}
-
-// validID reports whether id is a well-formed depot ID (so it names a directory inside
-// the runtime directory, never outside).
-func validID(id string) bool {
-	return (driver.Spec{ID: id, Command: "x"}).Validate() == nil
+	return filepath.Join(d.depots.Dir(id), bundle.Stdout), filepath.Join(d.depots.Dir(id), bundle.Stderr)
 }
 
 // Start starts the depot's shim and returns once the workload's program has been
@@ -199,40 +150,17 @@ func (d *Driver) Start(ctx context.Context, s driver.Spec) (driver.Handle, error
 	if err != nil {
 		return nil, err
 	}
-	dir := d.dir(s.ID)
-	d.mu.Lock()
-	prev, tracked := d.handles[s.ID]
-	if tracked && prev.exited() {
-		// A restart of a depot that exited: its logs stay, the rest of its state goes.
-		err = d.resetLocked(s.ID)
-		tracked = false
-	} else if !tracked {
-		// The directory is the lock: one Start per ID, on this driver or another.
-		err = os.Mkdir(dir, 0o700)
-		if errors.Is(err, fs.ErrExist) && !d.starting[s.ID] && !d.shimAlive(dir) {
-			err = d.resetLocked(s.ID)
-		}
+	dir := d.depots.Dir(s.ID)
+	// A depot that ended, started again, keeps its logs; the rest of its state goes.
+	reset := func(*handle) error { return d.reset(s.ID) }
+	if _, err := d.depots.Claim(s.ID, reset, func() bool { return !d.shimAlive(dir) }); err != nil {
+		return nil, err
 	}
-	if tracked || errors.Is(err, fs.ErrExist) {
-		d.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q has runtime state in %s; Remove it first", driver.ErrExists, s.ID, dir)
-	}
-	if err != nil {
-		d.mu.Unlock()
-		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
-	}
-	d.starting[s.ID] = true
-	d.mu.Unlock()
 	h, err := d.start(ctx, s, path, dir)
 	if err != nil {
 		os.RemoveAll(dir)
 	}
-	d.mu.Lock()
-	delete(d.starting, s.ID)
-	if err == nil {
-		d.handles[s.ID] = h
-	}
-	d.mu.Unlock()
+	d.depots.Started(s.ID, h, err)
 	if err != nil {
 		return nil, err
 	}
@@ -241,10 +169,10 @@ func (d *Driver) Start(ctx context.Context, s driver.Spec) (driver.Handle, error
 
 func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*handle, error) {
 	launch := bundle.Launch{
-		Spec: s, Path: path, Cgroup: d.hier, RequireLimits: d.require,
-		Self: append([]string{d.shimPath}, d.shimArgs...),
+		Spec: s, Path: path, Cgroup: d.Hier, RequireLimits: d.Require,
+		Self: append([]string{d.shim.Path}, d.shim.Args...),
 	}
-	if err := bundle.WriteJSON(filepath.Join(dir, bundle.SpecFile), launch.Redacted()); err != nil {
+	if err := statefile.Write(filepath.Join(dir, bundle.SpecFile), launch.Redacted()); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
 	// A warm shim (started in advance) takes the launch at once; without one, or when it
@@ -253,7 +181,7 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*h
 	if sp != nil {
 		launch.Dir = dir
 		if err := bundle.SendLaunch(sp.launchW, launch); err != nil {
-			d.log.Debug("warm shim gone; starting one", "depot", s.ID, "err", err)
+			d.Log.Debug("warm shim gone; starting one", "depot", s.ID, "err", err)
 			sp.discard()
 			sp = nil
 		}
@@ -272,12 +200,12 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*h
 		// The full launch, environment included, goes through the pipe only. A shim that
 		// died at once shows as a broken pipe here and as a missing report below.
 		if err := bundle.SendLaunch(sp.launchW, launch); err != nil {
-			d.log.Debug("launch not sent", "depot", s.ID, "err", err)
+			d.Log.Debug("launch not sent", "depot", s.ID, "err", err)
 		}
 	}
-	cmd, helloR := sp.cmd, sp.helloR
+	helloR := sp.helloR
 	defer helloR.Close()
-	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
 		helloR.SetReadDeadline(time.Unix(1, 0))
@@ -294,19 +222,18 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*h
 	switch {
 	case readErr != nil:
 		// Timed out or cancelled: take the shim and anything it started down with it.
-		cmd.Process.Kill()
-		<-sp.exited
+		sp.Kill()
 		d.killFromState(dir, s.ID)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("start depot %q: waiting for the shim: %w", s.ID, context.Cause(ctx))
 		}
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, readErr)
 	case hello.State == nil:
-		<-sp.exited
+		<-sp.Exited
 		d.killFromState(dir, s.ID)
 		msg := hello.Error
 		if msg == "" {
-			msg = "the shim exited before starting the workload: " + tail(filepath.Join(dir, bundle.ShimLog))
+			msg = "the shim exited before starting the workload: " + shimproc.LastLine(filepath.Join(dir, bundle.ShimLog))
 		}
 		switch hello.Kind {
 		case "command":
@@ -320,9 +247,8 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*h
 	}
 	h := newHandle(d, s, dir, *hello.State)
 	go func() {
-		// The shim is our child until this agent exits; it is reaped by spawnShim's
-		// goroutine, and its end is the depot's.
-		<-sp.exited
+		// The shim is our child until this agent exits; its end is the depot's.
+		<-sp.Exited
 		h.finish()
 	}()
 	return h, nil
@@ -330,10 +256,9 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, path, dir string) (*h
 
 // shimProc is a shim this driver started, with its ends of the two pipes.
 type shimProc struct {
-	cmd     *osexec.Cmd
+	*shimproc.Proc
 	helloR  *os.File
 	launchW *os.File
-	exited  chan struct{} // closed once the shim has exited and was reaped
 }
 
 // spawnShim starts a shim for dir (or, with dir == shim.WarmArg, one that waits for its
@@ -349,48 +274,21 @@ func (d *Driver) spawnShim(dir string, out *os.File) (*shimProc, error) {
 		helloW.Close()
 		return nil, err
 	}
-	cmd := &osexec.Cmd{
-		Path:       d.shimPath,
-		Args:       append(append([]string{d.shimPath}, d.shimArgs...), dir),
-		Env:        append(os.Environ(), d.shimEnv...),
-		Dir:        "/",
-		ExtraFiles: []*os.File{helloW, launchR}, // fds 3 and 4: bundle.ReportFD, bundle.LaunchFD
-		// A session of its own: no signal for the agent's terminal or process group
-		// reaches the shim, and it lives on when the agent exits.
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	if out != nil {
-		cmd.Stdout, cmd.Stderr = out, out
-	}
-	err = cmd.Start()
-	helloW.Close()
-	launchR.Close()
+	// fds 3 and 4: bundle.ReportFD, bundle.LaunchFD
+	p, err := d.shim.Start([]string{dir}, []*os.File{helloW, launchR}, out)
 	if err != nil {
 		helloR.Close()
 		launchW.Close()
-		return nil, fmt.Errorf("start shim %s: %w", d.shimPath, err)
+		return nil, err
 	}
-	sp := &shimProc{cmd: cmd, helloR: helloR, launchW: launchW, exited: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		close(sp.exited)
-	}()
-	return sp, nil
+	return &shimProc{Proc: p, helloR: helloR, launchW: launchW}, nil
 }
 
 // discard ends a warm shim that will not be used: its launch pipe closes, so it exits.
 func (sp *shimProc) discard() {
 	sp.launchW.Close()
 	sp.helloR.Close()
-	// A real shim exits at once on EOF; anything else is not given long.
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	select {
-	case <-sp.exited:
-	case <-t.C:
-		sp.cmd.Process.Kill()
-		<-sp.exited
-	}
+	sp.Discard()
 }
 
 // takeWarm hands out the warm shim, if one is ready, and starts another in its place.
@@ -400,16 +298,11 @@ func (d *Driver) takeWarm() *shimProc {
 	d.warm = nil
 	d.warmMu.Unlock()
 	d.refill()
-	if sp == nil {
-		return nil
-	}
-	select {
-	case <-sp.exited:
+	if sp != nil && sp.Gone() {
 		sp.discard()
 		return nil
-	default:
-		return sp
 	}
+	return sp
 }
 
 // refill starts a warm shim in the background unless one is ready or starting.
@@ -430,7 +323,7 @@ func (d *Driver) refill() {
 		}
 		d.warmMu.Unlock()
 		if err != nil {
-			d.log.Warn("cannot start a warm shim; depots will start their own", "err", err)
+			d.Log.Warn("cannot start a warm shim; depots will start their own", "err", err)
 		}
 		if sp != nil {
 			sp.discard()
@@ -442,7 +335,7 @@ func (d *Driver) refill() {
 // state.json, and removes the depot's cgroup.
 func (d *Driver) killFromState(dir, id string) {
 	var st bundle.State
-	if bundle.ReadJSON(filepath.Join(dir, bundle.StateFile), &st) == nil && st.PID > 0 {
+	if statefile.Read(filepath.Join(dir, bundle.StateFile), &st) == nil && st.PID > 0 {
 		proc.SignalGroup(st.PID, st.PIDStart, syscall.SIGKILL)
 	}
 	d.sweepGroup(id)
@@ -450,34 +343,7 @@ func (d *Driver) killFromState(dir, id string) {
 
 // sweepGroup kills every process left in the depot's cgroup and removes the group.
 func (d *Driver) sweepGroup(id string) {
-	if d.hier.Version == cgroup.None {
-		return
-	}
-	g, err := d.hier.Open(id)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := g.Kill(ctx); err != nil {
-		d.log.Warn("cgroup not emptied", "depot", id, "err", err)
-	}
-	if err := g.Remove(ctx); err != nil {
-		d.log.Warn("cgroup not removed", "depot", id, "err", err)
-	}
-}
-
-// tail returns the last line of a file, for error messages.
-func tail(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) == 0 || lines[len(lines)-1] == "" {
-		return "(shim.log is empty)"
-	}
-	return lines[len(lines)-1]
+	depotgroup.Sweep(context.Background(), d.Hier, id, d.Log)
 }
 
 // Recover finds the depots in the runtime directory: a running shim is re-adopted (its
@@ -490,43 +356,9 @@ func tail(path string) string {
 // The workload's environment is never stored on disk (it may hold secrets), so the Spec
 // of a recovered depot has Env nil.
 func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
-	entries, err := os.ReadDir(d.runtimeDir)
+	out, err := d.depots.Recover(ctx, func(id string) (*handle, error) { return d.recoverOne(ctx, id) }, d.Log)
 	if err != nil {
-		return nil, fmt.Errorf("recover depots: %w", err)
-	}
-	var out []driver.Handle
-	for _, e := range entries {
-		if !e.IsDir() || !validID(e.Name()) {
-			continue
-		}
-		id := e.Name()
-		d.mu.Lock()
-		h, ok := d.handles[id]
-		starting := d.starting[id]
-		d.mu.Unlock()
-		if ok {
-			out = append(out, h)
-			continue
-		}
-		if starting {
-			continue // Start is on it and will return the handle
-		}
-		h, err := d.recoverOne(ctx, id)
-		if err != nil {
-			if ctx.Err() != nil {
-				return out, fmt.Errorf("recover depots: %w", ctx.Err())
-			}
-			d.log.Warn("depot directory not recovered", "depot", id, "err", err)
-			continue
-		}
-		d.mu.Lock()
-		if prev, ok := d.handles[id]; ok { // a concurrent Recover got there first
-			h = prev
-		} else {
-			d.handles[id] = h
-		}
-		d.mu.Unlock()
-		out = append(out, h)
+		return out, fmt.Errorf("recover depots: %w", err)
 	}
 	// The agent is starting: have a shim ready for its first depot.
 	d.refill()
@@ -534,13 +366,13 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
 }
 
 func (d *Driver) recoverOne(ctx context.Context, id string) (*handle, error) {
-	dir := d.dir(id)
+	dir := d.depots.Dir(id)
 	var launch bundle.Launch
-	if err := bundle.ReadJSON(filepath.Join(dir, bundle.SpecFile), &launch); err != nil {
+	if err := statefile.Read(filepath.Join(dir, bundle.SpecFile), &launch); err != nil {
 		return nil, err
 	}
 	var st bundle.State
-	stateErr := bundle.ReadJSON(filepath.Join(dir, bundle.StateFile), &st)
+	stateErr := statefile.Read(filepath.Join(dir, bundle.StateFile), &st)
 	// A shim still starting (the agent died during Start) gets until ctx to report.
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -550,13 +382,13 @@ func (d *Driver) recoverOne(ctx context.Context, id string) (*handle, error) {
 			return nil, ctx.Err()
 		case <-tick.C:
 		}
-		stateErr = bundle.ReadJSON(filepath.Join(dir, bundle.StateFile), &st)
+		stateErr = statefile.Read(filepath.Join(dir, bundle.StateFile), &st)
 	}
 	h := newHandle(d, launch.Spec, dir, st)
 	var ex bundle.Exit
 	switch {
-	case bundle.ReadJSON(filepath.Join(dir, bundle.ExitFile), &ex) == nil:
-		h.setExit(ex.ExitStatus)
+	case statefile.Read(filepath.Join(dir, bundle.ExitFile), &ex) == nil:
+		h.Set(ex.ExitStatus)
 	case stateErr == nil && proc.Alive(st.ShimPID, st.ShimStart):
 		go func() {
 			// Not our child: wait through a pidfd (or by polling) until it is gone.
@@ -572,87 +404,57 @@ func (d *Driver) recoverOne(ctx context.Context, id string) (*handle, error) {
 // shimAlive reports whether the shim recorded in dir still runs.
 func (d *Driver) shimAlive(dir string) bool {
 	var st bundle.State
-	if err := bundle.ReadJSON(filepath.Join(dir, bundle.StateFile), &st); err != nil {
+	if err := statefile.Read(filepath.Join(dir, bundle.StateFile), &st); err != nil {
 		// No state yet: a shim may be between launch and its first write; only an exit
 		// record proves it is gone.
-		return !bundle.Exists(filepath.Join(dir, bundle.ExitFile))
+		return !statefile.Exists(filepath.Join(dir, bundle.ExitFile))
 	}
 	return proc.Alive(st.ShimPID, st.ShimStart)
 }
 
-// resetLocked clears the runtime state of a depot that has exited so it can be started
-// again under the same ID. Its log files are kept: a restarted depot's logs continue
-// where the last run's ended, as a container's do. d.mu must be held.
-func (d *Driver) resetLocked(id string) error {
-	dir := d.dir(id)
+// reset clears the runtime state of a depot that has ended so it can be started again
+// under the same ID. Its log files are kept: a restarted depot's logs continue where the
+// last run's ended, as a container's do.
+func (d *Driver) reset(id string) error {
 	d.sweepGroup(id)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err := d.depots.Clear(id, isLog); err != nil {
 		return fmt.Errorf("restart depot %q: %w", id, err)
 	}
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, bundle.Stdout) || strings.HasPrefix(name, bundle.Stderr) {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("restart depot %q: %w", id, err)
-		}
-	}
-	delete(d.handles, id)
 	return nil
+}
+
+// isLog reports whether name is one of a depot's log files (current or rotated).
+func isLog(name string) bool {
+	return strings.HasPrefix(name, bundle.Stdout) || strings.HasPrefix(name, bundle.Stderr)
 }
 
 // Remove deletes a stopped depot's runtime directory (and its cgroup, if one is left).
 func (d *Driver) Remove(id string) error {
-	if !validID(id) {
-		return fmt.Errorf("remove depot %q: %w", id, driver.ErrNotFound)
-	}
-	dir := d.dir(id)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if h, ok := d.handles[id]; ok {
-		if !h.exited() {
-			return fmt.Errorf("remove depot %q: %w; Stop it first", id, driver.ErrRunning)
-		}
-	} else {
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove depot %q: %w", id, driver.ErrNotFound)
-		}
+	return d.depots.Remove(id, func(_ *handle, tracked bool) error {
+		dir := d.depots.Dir(id)
 		var st bundle.State
-		if bundle.ReadJSON(filepath.Join(dir, bundle.StateFile), &st) == nil && proc.Alive(st.ShimPID, st.ShimStart) {
-			return fmt.Errorf("remove depot %q: %w (its shim, pid %d, runs); Stop it first", id, driver.ErrRunning, st.ShimPID)
+		if !tracked && statefile.Read(filepath.Join(dir, bundle.StateFile), &st) == nil && proc.Alive(st.ShimPID, st.ShimStart) {
+			return fmt.Errorf("%w (its shim, pid %d, runs); Stop it first", driver.ErrRunning, st.ShimPID)
 		}
-	}
-	d.sweepGroup(id)
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove depot %q: %w", id, err)
-	}
-	delete(d.handles, id)
-	return nil
+		d.sweepGroup(id)
+		return os.RemoveAll(dir)
+	})
 }
 
-// Close releases what the driver holds on the node: the cgroup parent of its depots,
-// when no depot group is left under it. Depots themselves are not touched.
+// Close releases what the driver holds on the node: its warm shim, and the cgroup
+// parent of its depots when no depot group is left under it. Depots themselves are not
+// touched.
 func (d *Driver) Close() error {
 	d.warmMu.Lock()
 	d.closed = true
-	sp := d.warm
-	d.warm = nil
 	d.warmMu.Unlock()
+	// A refill under way sees closed and discards the shim it started; the one ready
+	// before is taken here (takeWarm refills no more).
 	d.bg.Wait()
-	if sp != nil {
+	if sp := d.takeWarm(); sp != nil {
 		sp.discard()
 	}
-	if d.hier.Version == cgroup.None || d.hier.Parent == "" {
-		return nil
-	}
-	for _, top := range []string{d.hier.CPU, d.hier.Memory} {
-		if top == "" {
-			continue
-		}
-		// Fails, harmlessly, while depot groups remain under it.
-		os.Remove(filepath.Join(top, d.hier.Parent))
-	}
+	// Fails, harmlessly, while depot groups remain under it.
+	depotgroup.RemoveParent(d.Hier, d.Hier.Parent)
 	return nil
 }

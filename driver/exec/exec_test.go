@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -23,103 +22,43 @@ import (
 	"qnet.dev/qnet/cgroup"
 	"qnet.dev/qnet/driver"
 	"qnet.dev/qnet/driver/exec/internal/bundle"
-	"qnet.dev/qnet/driver/exec/internal/proc"
+	"qnet.dev/qnet/driver/internal/drivertest"
+	"qnet.dev/qnet/driver/internal/proc"
+	"qnet.dev/qnet/driver/internal/statefile"
 	"qnet.dev/qnet/logfile"
 )
 
 // newDriver returns a driver on a fresh runtime directory whose shim is this test
 // binary. Every depot still running when the test ends is killed.
 func newDriver(t testing.TB, edit ...func(*Config)) *Driver {
-	t.Helper()
 	return newDriverAt(t, t.TempDir(), edit...)
 }
 
 func newDriverAt(t testing.TB, dir string, edit ...func(*Config)) *Driver {
 	t.Helper()
-	cfg := Config{
-		Dir:          dir,
-		ShimBinary:   os.Args[0],
-		ShimEnv:      []string{"QNET_TEST_SHIM=1", noRaceExitSleep},
-		CgroupParent: testParent,
-		// Quiet: the driver's warnings (say, a lost depot in a test that makes one)
-		// may come after the test ended, when t.Log may no longer be used.
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	for _, e := range edit {
-		e(&cfg)
-	}
-	d, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		d.mu.Lock()
-		var hs []*handle
-		for _, h := range d.handles {
-			hs = append(hs, h)
-		}
-		d.mu.Unlock()
-		for _, h := range hs {
-			h.Stop(ctx, 0)
-		}
-		d.Close()
-	})
-	return d
+	// Quiet: the driver's warnings (say, a lost depot in a test that makes one) may come
+	// after the test ended, when t.Log may no longer be used.
+	cfg := Config{Dir: dir, ShimBinary: os.Args[0], ShimEnv: []string{"QNET_TEST_SHIM=1", noRaceExitSleep},
+		CgroupParent: testParent, Logger: slog.New(slog.DiscardHandler)}
+	return drivertest.Open(t, New, cfg, edit, (*Driver).tracked)
 }
 
-// noRaceExitSleep stops a race-enabled test binary (shim or workload) from sleeping a
-// second at exit, the race detector's default.
-const noRaceExitSleep = "GORACE=atexit_sleep_ms=0"
+// tracked returns the handles of the depots d tracks.
+func (d *Driver) tracked() []*handle { return d.depots.Handles() }
+
+const noRaceExitSleep = drivertest.NoRaceExitSleep
 
 // spec returns a spec running this test binary as the given workload.
 func spec(id, mode string) driver.Spec {
 	return driver.Spec{ID: id, Command: os.Args[0], Env: []string{"QNET_TEST_WORKLOAD=" + mode, noRaceExitSleep}}
 }
 
-func start(t testing.TB, d *Driver, s driver.Spec) driver.Handle {
-	t.Helper()
-	h, err := d.Start(context.Background(), s)
-	if err != nil {
-		t.Fatalf("Start(%s): %v", s.ID, err)
-	}
-	return h
-}
-
-func wait(t testing.TB, h driver.Handle) driver.ExitStatus {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	st, err := h.Wait(ctx)
-	if err != nil {
-		t.Fatalf("Wait(%s): %v", h.ID(), err)
-	}
-	return st
-}
-
-func stop(t testing.TB, h driver.Handle, grace time.Duration) driver.ExitStatus {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	st, err := h.Stop(ctx, grace)
-	if err != nil {
-		t.Fatalf("Stop(%s): %v", h.ID(), err)
-	}
-	return st
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond) // poll step of a deadline wait
-	}
-}
+var (
+	start   = drivertest.Start
+	wait    = drivertest.Wait
+	stop    = drivertest.Stop
+	waitFor = drivertest.WaitFor
+)
 
 func readLog(d *Driver, id string) string {
 	out, _ := d.Logs(id)
@@ -186,7 +125,7 @@ func TestStartStop(t *testing.T) {
 	if err := d.Remove(h.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(d.runtimeDir, h.ID())); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(d.depots.Root(), h.ID())); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("runtime dir left after Remove: %v", err)
 	}
 	if err := d.Remove(h.ID()); !errors.Is(err, driver.ErrNotFound) {
@@ -280,7 +219,7 @@ func TestCommandNotFound(t *testing.T) {
 				t.Errorf("%s: error %q does not mention %s", tc.name, err, w)
 			}
 		}
-		if _, err := os.Stat(filepath.Join(d.runtimeDir, tc.s.ID)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(d.depots.Root(), tc.s.ID)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: runtime dir left behind", tc.name)
 		}
 	}
@@ -403,7 +342,7 @@ func TestRestartKeepsLogs(t *testing.T) {
 		wait(t, h)
 		if fresh {
 			// A new agent (driver) on the same runtime dir restarts it.
-			d = newDriverAt(t, d.runtimeDir)
+			d = newDriverAt(t, d.depots.Root())
 		}
 		h2 := start(t, d, spec("again", "sleep"))
 		if h2.PID() == h.PID() {
@@ -432,59 +371,11 @@ func TestRecoverReadopts(t *testing.T) {
 	wait(t, done)
 	waitLog(t, d1, h1.ID(), `ready`)
 
-	d2 := newDriverAt(t, dir)
-	hs, err := d2.Recover(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	byID := map[string]driver.Handle{}
-	for _, h := range hs {
-		byID[h.ID()] = h
-	}
-	if len(byID) != 2 {
-		t.Fatalf("Recover found %d depots, want 2", len(hs))
-	}
-	h2 := byID["readopt"]
-	if h2.PID() != h1.PID() || !h2.StartedAt().Equal(h1.StartedAt()) || h2.Spec().Command != os.Args[0] {
-		t.Fatalf("re-adopted depot: pid %d (want %d), started %v (want %v)", h2.PID(), h1.PID(), h2.StartedAt(), h1.StartedAt())
-	}
-	if m := h2.Spec().Meta; len(m) != 2 || m["ports"] != `{"http":8080}` || m["service"] != "web" {
-		t.Errorf("recovered Meta = %v, want what Start was given", m)
-	}
-	if h2.Limits() != h1.Limits() {
-		t.Errorf("limits %+v, want %+v", h2.Limits(), h1.Limits())
-	}
-	if n := strings.Count(readLog(d2, "readopt"), "ready"); n != 1 {
-		t.Fatalf("workload started %d times", n)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	if _, err := h2.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Wait on a running re-adopted depot = %v", err)
-	}
-	cancel()
-	if st := wait(t, byID["done-early"]); st.Code != 7 {
-		t.Errorf("depot that exited before the restart: %+v, want code 7", st)
-	}
-	again, _ := d2.Recover(context.Background())
-	if len(again) != 2 {
-		t.Errorf("second Recover found %d", len(again))
-	}
-	for _, h := range again {
-		if h != byID[h.ID()] {
-			t.Errorf("second Recover made a new handle for %s", h.ID())
-		}
-	}
+	h2 := drivertest.CheckRecover(t, newDriverAt(t, dir), h1, "ready", done, 7)
 
-	st := stop(t, h2, 5*time.Second)
-	if st.Signal != "SIGTERM" || !strings.HasPrefix(st.Reason, "stopped") {
-		t.Errorf("Stop of re-adopted depot = %+v", st)
-	}
+	drivertest.CheckStopReadopted(t, h1, h2)
 	if alive(h1.PID()) {
 		t.Error("workload alive after Stop")
-	}
-	// The first driver (the "old agent") sees the same exit.
-	if st1 := wait(t, h1); st1 != st {
-		t.Errorf("old driver saw %+v, new one %+v", st1, st)
 	}
 }
 
@@ -497,7 +388,7 @@ func TestShimKilledIsLost(t *testing.T) {
 	h := start(t, d1, spec("lost", "sleep"))
 	waitLog(t, d1, h.ID(), `ready`)
 	var state bundle.State
-	if err := bundle.ReadJSON(filepath.Join(dir, "lost", bundle.StateFile), &state); err != nil {
+	if err := statefile.Read(filepath.Join(dir, "lost", bundle.StateFile), &state); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Kill(state.ShimPID, syscall.SIGKILL); err != nil {
@@ -511,17 +402,7 @@ func TestShimKilledIsLost(t *testing.T) {
 
 	// An agent that was down when the shim died finds no exit record: simulate that.
 	os.Remove(filepath.Join(dir, "lost", bundle.ExitFile))
-	d2 := newDriverAt(t, dir)
-	hs, err := d2.Recover(context.Background())
-	if err != nil || len(hs) != 1 {
-		t.Fatalf("Recover = %v, %v", hs, err)
-	}
-	if st := wait(t, hs[0]); !st.Lost() {
-		t.Errorf("recovered dead-shim depot: %+v, want lost", st)
-	}
-	if err := d2.Remove("lost"); err != nil {
-		t.Errorf("Remove of a lost depot: %v", err)
-	}
+	drivertest.CheckRecoveredLost(t, newDriverAt(t, dir), "lost")
 }
 
 // TestProcessGroupCleanup: a child forked by the workload dies with it, on Stop and
@@ -727,8 +608,8 @@ func TestRecoverWaitsForStartingShim(t *testing.T) {
 	defer stuck.Process.Kill()
 	pidStart, _ := proc.StartTime(stuck.Process.Pid)
 	os.Mkdir(filepath.Join(dir, "starting"), 0o700)
-	bundle.WriteJSON(filepath.Join(dir, "starting", bundle.SpecFile), bundle.Launch{Spec: spec("starting", "sleep")}.Redacted())
-	bundle.WriteJSON(filepath.Join(dir, "starting", bundle.StateFile), bundle.State{Phase: bundle.Starting, ShimPID: stuck.Process.Pid, ShimStart: pidStart})
+	statefile.Write(filepath.Join(dir, "starting", bundle.SpecFile), bundle.Launch{Spec: spec("starting", "sleep")}.Redacted())
+	statefile.Write(filepath.Join(dir, "starting", bundle.StateFile), bundle.State{Phase: bundle.Starting, ShimPID: stuck.Process.Pid, ShimStart: pidStart})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	_, err := d.Recover(ctx)
@@ -758,7 +639,7 @@ func TestLogsRejectsBadIDs(t *testing.T) {
 			t.Errorf("Remove(%q) = %v, want ErrNotFound", id, err)
 		}
 	}
-	if o, _ := d.Logs("web-1"); o != filepath.Join(d.runtimeDir, "web-1", "stdout.log") {
+	if o, _ := d.Logs("web-1"); o != filepath.Join(d.depots.Root(), "web-1", "stdout.log") {
 		t.Errorf("Logs(web-1) = %q", o)
 	}
 }
@@ -792,7 +673,7 @@ func TestStartShimFailures(t *testing.T) {
 		t.Errorf("Start took %v to give up", took)
 	}
 	for _, d := range []*Driver{dies, hangs} {
-		if entries, _ := os.ReadDir(d.runtimeDir); len(entries) != 0 {
+		if entries, _ := os.ReadDir(d.depots.Root()); len(entries) != 0 {
 			t.Errorf("runtime dir not cleaned: %d entries", len(entries))
 		}
 	}
@@ -813,13 +694,13 @@ func TestWarmShim(t *testing.T) {
 	})
 	for i := range 3 {
 		d.warmMu.Lock()
-		warmPID := d.warm.cmd.Process.Pid
+		warmPID := d.warm.Cmd.Process.Pid
 		d.warmMu.Unlock()
 		id := fmt.Sprintf("warm-%d", i)
 		h := start(t, d, spec(id, "sleep"))
 		waitLog(t, d, id, "ready")
 		var st bundle.State
-		if err := bundle.ReadJSON(filepath.Join(d.dir(id), bundle.StateFile), &st); err != nil {
+		if err := statefile.Read(filepath.Join(d.depots.Dir(id), bundle.StateFile), &st); err != nil {
 			t.Fatal(err)
 		}
 		if st.ShimPID != warmPID {
@@ -829,7 +710,7 @@ func TestWarmShim(t *testing.T) {
 		waitFor(t, "the next warm shim", func() bool {
 			d.warmMu.Lock()
 			defer d.warmMu.Unlock()
-			return d.warm != nil && d.warm.cmd.Process.Pid != warmPID
+			return d.warm != nil && d.warm.Cmd.Process.Pid != warmPID
 		})
 	}
 	d.warmMu.Lock()
@@ -837,7 +718,7 @@ func TestWarmShim(t *testing.T) {
 	d.warmMu.Unlock()
 	d.Close()
 	select {
-	case <-spare.exited:
+	case <-spare.Exited:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the spare warm shim outlived Close")
 	}

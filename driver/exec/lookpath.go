@@ -2,12 +2,12 @@ package exec
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"qnet.dev/qnet/driver"
+	"qnet.dev/qnet/driver/internal/shimproc"
 )
 
 // envValue returns the value of key in env (the last one wins, as for execve).
@@ -36,7 +36,7 @@ func resolveCommand(s driver.Spec) (string, error) {
 			}
 			p = filepath.Join(base, p)
 		}
-		if err := checkExecutable(p); err != nil {
+		if err := shimproc.CheckExecutable(p); err != nil {
 			return "", fmt.Errorf("%w: depot %q: command %q: %s", driver.ErrCommandNotFound, s.ID, s.Command, err)
 		}
 		return p, nil
@@ -52,7 +52,7 @@ func resolveCommand(s driver.Spec) (string, error) {
 			continue
 		}
 		p := filepath.Join(dir, s.Command)
-		err := checkExecutable(p)
+		err := shimproc.CheckExecutable(p)
 		if err == nil {
 			return p, nil
 		}
@@ -72,24 +72,6 @@ type commandError struct{ msg string }
 
 func (e *commandError) Error() string        { return e.msg }
 func (e *commandError) Is(target error) bool { return target == driver.ErrCommandNotFound }
-
-// checkExecutable reports why p cannot be executed, or nil.
-func checkExecutable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return fs.ErrNotExist
-		}
-		return err
-	}
-	if fi.IsDir() {
-		return fmt.Errorf("is a directory")
-	}
-	if fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("not executable (mode %v)", fi.Mode().Perm())
-	}
-	return nil
-}
 
 // checkDir checks that the working directory of s exists.
 func checkDir(s driver.Spec) error {

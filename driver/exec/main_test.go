@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"qnet.dev/qnet/cgroup"
 	"qnet.dev/qnet/driver/exec/shim"
+	"qnet.dev/qnet/driver/internal/depotgroup"
 )
 
 // testParent is the cgroup parent of this test process, removed when the tests end.
@@ -29,13 +29,7 @@ func TestMain(m *testing.M) {
 		os.Exit(workload(mode))
 	}
 	code := m.Run()
-	if h := cgroup.Detect(testParent); h.Version != cgroup.None {
-		for _, d := range []string{h.CPU, h.Memory} {
-			if d != "" {
-				os.Remove(filepath.Join(d, testParent))
-			}
-		}
-	}
+	depotgroup.RemoveParent(cgroup.Detect(testParent), testParent)
 	os.Exit(code)
 }
 

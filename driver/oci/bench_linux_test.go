@@ -5,11 +5,10 @@ package oci
 import (
 	"context"
 	"fmt"
-	"sort"
 	"testing"
-	"time"
 
 	"qnet.dev/qnet/driver"
+	"qnet.dev/qnet/driver/internal/drivertest"
 )
 
 // BenchmarkStart measures placement-to-running as the agent sees it, with the image
@@ -34,33 +33,14 @@ func BenchmarkStart(b *testing.B) {
 			}
 			wait(b, h)
 			d.Remove("warmup")
-			var took []time.Duration
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
+			drivertest.BenchStarts(b, d, func(i int) driver.Spec {
 				s := imageSpec(fmt.Sprintf("bench-%d", i), img, "sleep")
 				s.CPU, s.Memory = 500, 64<<20
 				if tc.ports {
 					s.Ports = map[string]driver.PortMapping{"http": {Host: freePort(b), Container: 8080}}
 				}
-				t0 := time.Now()
-				h, err := d.Start(ctx, s)
-				took = append(took, time.Since(t0))
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				if _, err := h.Stop(ctx, 0); err != nil {
-					b.Fatal(err)
-				}
-				if err := d.Remove(s.ID); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-			b.StopTimer()
-			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
-			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-p50")
-			b.ReportMetric(float64(took[len(took)*9/10].Microseconds())/1000, "ms-p90")
+				return s
+			})
 		})
 	}
 }

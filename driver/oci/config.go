@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"qnet.dev/qnet/cgroup"
+	"qnet.dev/qnet/driver/internal/settings"
 	"qnet.dev/qnet/driver/oci/network"
 )
 
@@ -87,7 +88,7 @@ func (c Config) withDefaults() Config {
 		c.HelperArgs = []string{HelperCommand}
 	}
 	if c.StartTimeout == 0 {
-		c.StartTimeout = 30 * time.Second
+		c.StartTimeout = defaultStartTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -97,20 +98,14 @@ func (c Config) withDefaults() Config {
 
 // Validate reports the first bad field of c.
 func (c Config) Validate() error {
+	if err := c.common().Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.Dir == "":
-		return errors.New("oci driver: Dir is empty: want a runtime directory that survives agent restarts, e.g. <data-dir>/oci")
 	case c.Images == nil:
 		return errors.New("oci driver: Images is nil: want the node's depot store")
 	case c.Rootfs != "" && c.Rootfs != RootfsOverlay && c.Rootfs != RootfsCopy:
 		return fmt.Errorf("oci driver: Rootfs %q: want %q, %q or empty (overlay, else copy)", c.Rootfs, RootfsOverlay, RootfsCopy)
-	case c.StartTimeout < 0:
-		return fmt.Errorf("oci driver: StartTimeout is %v: want >= 0 (0 = 30s)", c.StartTimeout)
-	}
-	if c.CgroupParent != "" {
-		if err := cgroup.ValidateParent(c.CgroupParent); err != nil {
-			return fmt.Errorf("oci driver: CgroupParent: %w", err)
-		}
 	}
 	if c.Network != nil {
 		if err := c.Network.Validate(); err != nil {
@@ -119,5 +114,17 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// common returns the settings c has alike with the other drivers' Configs.
+func (c Config) common() settings.Common {
+	return settings.Common{
+		Driver: Name, Dir: c.Dir, DirExample: "<data-dir>/oci",
+		Cgroup: c.Cgroup, CgroupParent: c.CgroupParent, RequireLimits: c.RequireLimits,
+		StartTimeout: c.StartTimeout, DefaultStartTimeout: defaultStartTimeout, Logger: c.Logger,
+	}
+}
+
+// defaultStartTimeout bounds a start by default, once the image is unpacked.
+const defaultStartTimeout = 30 * time.Second
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

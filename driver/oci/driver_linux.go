@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -25,32 +24,33 @@ import (
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver"
 	execdrv "qnet.dev/qnet/driver/exec"
+	"qnet.dev/qnet/driver/internal/depotgroup"
+	"qnet.dev/qnet/driver/internal/depots"
+	"qnet.dev/qnet/driver/internal/proc"
+	"qnet.dev/qnet/driver/internal/shimproc"
+	"qnet.dev/qnet/driver/internal/statefile"
 	"qnet.dev/qnet/driver/oci/network"
 )
 
 // Driver runs OCI images through runc, each depot under an exec-driver shim. It is
 // safe for concurrent use.
 type Driver struct {
-	cfg       Config
-	depotsDir string
-	runcRoot  string
-	runc      string
-	helper    []string
-	exec      *execdrv.Driver
-	images    *imageCache
-	net       *network.Network
-	hier      cgroup.Hierarchy
-	log       *slog.Logger
+	cfg      Config
+	depots   *depots.Table[*handle]
+	runcRoot string
+	runc     string
+	helper   []string
+	exec     *execdrv.Driver
+	images   *imageCache
+	net      *network.Network
+	hier     cgroup.Hierarchy
+	log      *slog.Logger
 
 	// ctx ends when the driver is closed; it bounds the goroutines that wait for
 	// depots to end (bg).
 	ctx    context.Context
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
-
-	mu       sync.Mutex
-	handles  map[string]*handle
-	starting map[string]bool
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -63,8 +63,11 @@ func New(cfg Config) (*Driver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger.With("driver", Name), handles: map[string]*handle{}, starting: map[string]bool{}}
-	var err error
+	s, err := cfg.common().Resolve()
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{cfg: cfg, log: s.Log, hier: s.Hier}
 	if d.runc, err = osexec.LookPath(cfg.Runc); err != nil {
 		return nil, fmt.Errorf("oci driver: runc %q: %w (install the runc package)", cfg.Runc, err)
 	}
@@ -75,11 +78,12 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oci driver: Dir: %w", err)
 	}
-	d.depotsDir, d.runcRoot = filepath.Join(dir, "depots"), filepath.Join(dir, "runc")
-	for _, p := range []string{d.depotsDir, d.runcRoot} {
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			return nil, fmt.Errorf("oci driver: %w", err)
-		}
+	if d.depots, err = depots.New[*handle](filepath.Join(dir, "depots"), nil); err != nil {
+		return nil, fmt.Errorf("oci driver: %w", err)
+	}
+	d.runcRoot = filepath.Join(dir, "runc")
+	if err := os.MkdirAll(d.runcRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("oci driver: %w", err)
 	}
 	imageDir := cfg.ImageDir
 	if imageDir == "" {
@@ -95,21 +99,11 @@ func New(cfg Config) (*Driver, error) {
 	if d.net, err = network.New(netCfg); err != nil {
 		return nil, fmt.Errorf("oci driver: %w", err)
 	}
-	if cfg.Cgroup != nil {
-		d.hier = *cfg.Cgroup
-	} else {
-		d.hier = cgroup.Detect(cfg.CgroupParent)
-	}
 	helperBin := cfg.HelperBinary
 	if helperBin == "" {
 		helperBin = cfg.ShimBinary
 	}
-	if helperBin == "" {
-		if helperBin, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("oci driver: find own binary for the port helper (set HelperBinary): %w", err)
-		}
-	}
-	if helperBin, err = filepath.Abs(helperBin); err != nil {
+	if helperBin, err = shimproc.Binary(helperBin); err != nil {
 		return nil, fmt.Errorf("oci driver: HelperBinary: %w", err)
 	}
 	d.helper = append([]string{helperBin}, cfg.HelperArgs...)
@@ -137,19 +131,11 @@ func (d *Driver) Cgroups() cgroup.Hierarchy { return d.hier }
 // Network returns the configuration of the containers' network.
 func (d *Driver) Network() network.Config { return d.net.Config() }
 
-func (d *Driver) bundle(id string) string { return filepath.Join(d.depotsDir, id) }
-
 func (d *Driver) cgroupsPath(id string) string { return "/" + d.cfg.CgroupParent + "/" + id }
 
 // Logs returns the paths of the depot's stdout and stderr logs: the container's
 // output, as the shim wrote it (rotated files beside them as .1, .2, …).
 func (d *Driver) Logs(id string) (stdout, stderr string) { return d.exec.Logs(id) }
-
-// validID reports whether id is a well-formed depot ID (so it names a directory inside
-// the driver's, never outside).
-func validID(id string) bool {
-	return (driver.Spec{ID: id, Command: "x"}).Validate() == nil
-}
 
 // checkSpec returns the image digest of s, or why s cannot be run by this driver.
 func checkSpec(s driver.Spec) (depot.Digest, error) {
@@ -190,42 +176,22 @@ func (d *Driver) Start(ctx context.Context, s driver.Spec) (driver.Handle, error
 		return nil, err
 	}
 	s = s.WithDefaults()
-	dir := d.bundle(s.ID)
-	d.mu.Lock()
-	prev, tracked := d.handles[s.ID]
-	switch {
-	case tracked && prev.exited():
-		// A restart of a depot that ended: its state goes (its logs stay, with the
-		// shim's directory, which the exec driver resets on its own Start).
+	dir := d.depots.Dir(s.ID)
+	// A restart of a depot that ended: its state goes (its logs stay, with the shim's
+	// directory, which the exec driver resets on its own Start). A bundle this driver
+	// does not track is a previous agent's depot, to Recover or Remove.
+	reset := func(prev *handle) error {
 		d.teardown(s.ID, prev.rec) // done when it ended; again in case that failed
-		err = os.RemoveAll(dir)
-		delete(d.handles, s.ID)
-		if err == nil {
-			err = os.Mkdir(dir, 0o700)
+		if err := os.RemoveAll(dir); err != nil {
+			return err
 		}
-		tracked = false
-	case !tracked:
-		// The directory is the lock: one Start per ID.
-		err = os.Mkdir(dir, 0o700)
+		return os.Mkdir(dir, 0o700)
 	}
-	if tracked || errors.Is(err, fs.ErrExist) {
-		d.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q has runtime state in %s; Recover or Remove it first", driver.ErrExists, s.ID, dir)
+	if _, err := d.depots.Claim(s.ID, reset, nil); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		d.mu.Unlock()
-		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
-	}
-	d.starting[s.ID] = true
-	d.mu.Unlock()
-
 	h, err := d.start(ctx, s, dg, dir)
-	d.mu.Lock()
-	delete(d.starting, s.ID)
-	if err == nil {
-		d.handles[s.ID] = h
-	}
-	d.mu.Unlock()
+	d.depots.Started(s.ID, h, err)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +219,7 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 		d.teardown(s.ID, rec)
 		os.RemoveAll(dir)
 	}()
-	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+	if err := statefile.Write(filepath.Join(dir, recordFile), rec); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
 
@@ -303,14 +269,14 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 	if in.Rootfs, err = d.makeRootfs(rec, dir); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
-	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+	if err := statefile.Write(filepath.Join(dir, recordFile), rec); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
 	if rec.Endpoint, err = d.net.Attach(ctx, s.ID); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
 	in.NetNS = rec.Endpoint.NetNS
-	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+	if err := statefile.Write(filepath.Join(dir, recordFile), rec); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
 	in.Hosts, in.Hostname = filepath.Join(dir, hostsFile), filepath.Join(dir, hostnameFile)
@@ -330,7 +296,7 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 	}
 	// config.json holds the environment, which may hold secrets: it is readable by root
 	// alone and removed as soon as runc has read it.
-	if err := writeJSON(filepath.Join(dir, configFile), rs); err != nil {
+	if err := statefile.Write(filepath.Join(dir, configFile), rs); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
 
@@ -362,13 +328,13 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 		return nil, err
 	}
 	os.Remove(filepath.Join(dir, configFile))
-	rec.PIDStart, _ = procStart(rec.PID)
+	rec.PIDStart, _ = proc.StartTime(rec.PID)
 	rec.StartedAt = time.Now()
 	rec.Limits = d.limits(s)
 	if d.cfg.RequireLimits && ((s.CPU > 0 && !rec.Limits.CPUEnforced) || (s.Memory > 0 && !rec.Limits.MemoryEnforced)) {
 		return nil, fmt.Errorf("%w: depot %q asks for limits this node cannot enforce (%s): %s", driver.ErrLimitsUnavailable, s.ID, rec.Limits.Mechanism, rec.Limits.Reason)
 	}
-	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+	if err := statefile.Write(filepath.Join(dir, recordFile), rec); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
 	h := newHandle(d, s, dir, rec, eh)
@@ -480,7 +446,7 @@ func makeWorkingDir(in specInput) error {
 func (d *Driver) swapAccounted() bool {
 	switch d.hier.Version {
 	case cgroup.V1:
-		return exists(filepath.Join(d.hier.Memory, "memory.memsw.limit_in_bytes"))
+		return statefile.Exists(filepath.Join(d.hier.Memory, "memory.memsw.limit_in_bytes"))
 	case cgroup.V2:
 		// The root group has no memory files; any group below it shows whether the
 		// kernel accounts swap.
@@ -567,9 +533,9 @@ func (d *Driver) runcCmd(ctx context.Context, args ...string) error {
 // PID namespace, so the kernel takes all the others with it) and, for safety, what is
 // left in its cgroup.
 func (d *Driver) killContainer(id string, rec *record) {
-	if rec.PID > 0 && alive(rec.PID, rec.PIDStart) {
+	if rec.PID > 0 && proc.Alive(rec.PID, rec.PIDStart) {
 		syscall.Kill(rec.PID, syscall.SIGKILL)
-	} else if exists(filepath.Join(d.runcRoot, id)) {
+	} else if statefile.Exists(filepath.Join(d.runcRoot, id)) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		d.runcCmd(ctx, "kill", id, "KILL")
 		cancel()
@@ -587,17 +553,12 @@ func (d *Driver) killContainer(id string, rec *record) {
 func (d *Driver) teardown(id string, rec *record) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if exists(filepath.Join(d.runcRoot, id)) {
-		if err := d.runcCmd(ctx, "delete", "--force", id); err != nil && exists(filepath.Join(d.runcRoot, id)) {
+	if statefile.Exists(filepath.Join(d.runcRoot, id)) {
+		if err := d.runcCmd(ctx, "delete", "--force", id); err != nil && statefile.Exists(filepath.Join(d.runcRoot, id)) {
 			d.log.Warn("runc container not deleted", "depot", id, "err", err)
 		}
 	}
-	if g, err := d.hier.Open(id); err == nil {
-		g.Kill(ctx)
-		if err := g.Remove(ctx); err != nil {
-			d.log.Warn("cgroup not removed", "depot", id, "err", err)
-		}
-	}
+	depotgroup.Sweep(ctx, d.hier, id, d.log)
 	ep := rec.Endpoint
 	if ep == nil {
 		// Attach may have got part of the way before the record was written.
@@ -606,7 +567,7 @@ func (d *Driver) teardown(id string, rec *record) {
 	if err := d.net.Detach(ep); err != nil {
 		d.log.Warn("network not detached", "depot", id, "err", err)
 	}
-	if err := unmount(filepath.Join(d.bundle(id), rootfsDir)); err != nil {
+	if err := unmount(filepath.Join(d.depots.Dir(id), rootfsDir)); err != nil {
 		d.log.Warn("root filesystem not unmounted", "depot", id, "err", err)
 	}
 }
@@ -637,42 +598,19 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
 	for _, eh := range ehs {
 		shims[eh.ID()] = eh
 	}
-	entries, err := os.ReadDir(d.depotsDir)
+	out, err := d.depots.Recover(ctx, func(id string) (*handle, error) { return d.recoverOne(id, shims[id]) }, d.log)
 	if err != nil {
-		return nil, fmt.Errorf("recover oci depots: %w", err)
+		return out, fmt.Errorf("recover oci depots: %w", err)
 	}
-	var out []driver.Handle
+	// What is left in the other directories belongs to the depots that are left: those
+	// found, and those being started.
+	ids, err := d.depots.IDs()
+	if err != nil {
+		return out, fmt.Errorf("recover oci depots: %w", err)
+	}
 	known := map[string]bool{}
-	for _, e := range entries {
-		id := e.Name()
-		if !e.IsDir() || !validID(id) {
-			continue
-		}
+	for _, id := range ids {
 		known[id] = true
-		d.mu.Lock()
-		h, tracked := d.handles[id]
-		starting := d.starting[id]
-		d.mu.Unlock()
-		if tracked {
-			out = append(out, h)
-			continue
-		}
-		if starting {
-			continue
-		}
-		h, err := d.recoverOne(id, shims[id])
-		if err != nil {
-			d.log.Warn("depot not recovered; its state is removed", "depot", id, "err", err)
-			continue
-		}
-		d.mu.Lock()
-		if prev, ok := d.handles[id]; ok {
-			h = prev
-		} else {
-			d.handles[id] = h
-		}
-		d.mu.Unlock()
-		out = append(out, h)
 	}
 	// Shims without a bundle: runc runs for nothing the driver knows.
 	for id, eh := range shims {
@@ -689,7 +627,7 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
 	// Containers without a bundle.
 	if cs, err := os.ReadDir(d.runcRoot); err == nil {
 		for _, c := range cs {
-			if c.IsDir() && !known[c.Name()] && validID(c.Name()) {
+			if c.IsDir() && !known[c.Name()] && depots.ValidID(c.Name()) {
 				d.log.Warn("deleting a container no depot owns", "container", c.Name())
 				d.runcCmd(ctx, "delete", "--force", c.Name())
 			}
@@ -705,10 +643,12 @@ func expired() context.Context {
 	return ctx
 }
 
+// recoverOne finds depot id again, with eh, its shim's depot (nil when there is none).
+// A depot whose bundle has no record is cleaned up after, and its error says so.
 func (d *Driver) recoverOne(id string, eh driver.Handle) (*handle, error) {
-	dir := d.bundle(id)
+	dir := d.depots.Dir(id)
 	rec := &record{}
-	if err := readJSON(filepath.Join(dir, recordFile), rec); err != nil {
+	if err := statefile.Read(filepath.Join(dir, recordFile), rec); err != nil {
 		// Cut short before the record was written: nothing ran.
 		rec = &record{Spec: driver.Spec{ID: id}}
 		if eh != nil {
@@ -719,15 +659,15 @@ func (d *Driver) recoverOne(id string, eh driver.Handle) (*handle, error) {
 			d.exec.Remove(id)
 		}
 		os.RemoveAll(dir)
-		return nil, err
+		return nil, fmt.Errorf("%w; its state was removed", err)
 	}
 	// The runtime spec holds the environment: it goes, whatever became of the start.
 	os.Remove(filepath.Join(dir, configFile))
 	h := newHandle(d, rec.Spec, dir, rec, eh)
 	var ex driver.ExitStatus
 	switch {
-	case readJSON(filepath.Join(dir, exitFile), &ex) == nil:
-		h.setExit(ex)
+	case statefile.Read(filepath.Join(dir, exitFile), &ex) == nil:
+		h.Set(ex)
 	case eh == nil:
 		d.killContainer(id, rec)
 		h.finish(driver.ExitStatus{Code: -1, Reason: "lost: the agent stopped while the container was starting"})
@@ -736,10 +676,10 @@ func (d *Driver) recoverOne(id string, eh driver.Handle) (*handle, error) {
 			// The agent stopped before it saw the container run; runc may have.
 			if pid, err := readPID(filepath.Join(dir, pidFile)); err == nil {
 				rec.PID = pid
-				rec.PIDStart, _ = procStart(pid)
+				rec.PIDStart, _ = proc.StartTime(pid)
 				rec.StartedAt = time.Now()
 				rec.Limits = d.limits(rec.Spec)
-				writeJSON(filepath.Join(dir, recordFile), rec)
+				statefile.Write(filepath.Join(dir, recordFile), rec)
 			}
 		}
 		d.watch(h)
@@ -749,45 +689,32 @@ func (d *Driver) recoverOne(id string, eh driver.Handle) (*handle, error) {
 
 // Remove deletes a stopped depot: its bundle, writable layer and logs.
 func (d *Driver) Remove(id string) error {
-	if !validID(id) {
-		return fmt.Errorf("remove depot %q: %w", id, driver.ErrNotFound)
-	}
-	dir := d.bundle(id)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.starting[id] {
-		return fmt.Errorf("remove depot %q: %w (it is starting)", id, driver.ErrRunning)
-	}
-	rec := &record{}
-	if h, ok := d.handles[id]; ok {
-		if !h.exited() {
-			return fmt.Errorf("remove depot %q: %w; Stop it first", id, driver.ErrRunning)
-		}
-		rec = h.rec
-	} else {
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			// Only shim state (a start cut short at the wrong moment), or nothing.
-			if err := d.exec.Remove(id); err != nil {
-				return fmt.Errorf("remove depot %q: %w", id, err)
+	err := d.depots.Remove(id, func(h *handle, tracked bool) error {
+		rec := &record{}
+		if tracked {
+			rec = h.rec
+		} else {
+			if err := statefile.Read(filepath.Join(d.depots.Dir(id), recordFile), rec); err != nil {
+				rec = &record{Spec: driver.Spec{ID: id}}
 			}
-			return nil
+			if rec.PID > 0 && proc.Alive(rec.PID, rec.PIDStart) {
+				return fmt.Errorf("%w (its container, pid %d, runs); Stop it first", driver.ErrRunning, rec.PID)
+			}
 		}
-		if err := readJSON(filepath.Join(dir, recordFile), rec); err != nil {
-			rec = &record{Spec: driver.Spec{ID: id}}
+		if err := d.exec.Remove(id); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			return err
 		}
-		if rec.PID > 0 && alive(rec.PID, rec.PIDStart) {
-			return fmt.Errorf("remove depot %q: %w (its container, pid %d, runs); Stop it first", id, driver.ErrRunning, rec.PID)
+		d.teardown(id, rec)
+		return os.RemoveAll(d.depots.Dir(id))
+	})
+	if errors.Is(err, driver.ErrNotFound) && depots.ValidID(id) {
+		// No bundle: only shim state (a start cut short at the wrong moment), or nothing.
+		if err := d.exec.Remove(id); err != nil {
+			return fmt.Errorf("remove depot %q: %w", id, err)
 		}
+		return nil
 	}
-	if err := d.exec.Remove(id); err != nil && !errors.Is(err, driver.ErrNotFound) {
-		return fmt.Errorf("remove depot %q: %w", id, err)
-	}
-	d.teardown(id, rec)
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove depot %q: %w", id, err)
-	}
-	delete(d.handles, id)
-	return nil
+	return err
 }
 
 // RemoveImage deletes the unpacked root filesystem of an image no depot uses, to free
@@ -797,11 +724,11 @@ func (d *Driver) RemoveImage(dg depot.Digest) error {
 		return err
 	}
 	lower := filepath.Join(d.images.path(dg), "rootfs")
-	entries, _ := os.ReadDir(d.depotsDir)
-	for _, e := range entries {
+	ids, _ := d.depots.IDs()
+	for _, id := range ids {
 		var rec record
-		if readJSON(filepath.Join(d.depotsDir, e.Name(), recordFile), &rec) == nil && rec.Lower == lower {
-			return fmt.Errorf("remove unpacked image %s: depot %q uses it: %w", dg, e.Name(), driver.ErrRunning)
+		if statefile.Read(filepath.Join(d.depots.Dir(id), recordFile), &rec) == nil && rec.Lower == lower {
+			return fmt.Errorf("remove unpacked image %s: depot %q uses it: %w", dg, id, driver.ErrRunning)
 		}
 	}
 	return d.images.remove(dg)
@@ -813,13 +740,7 @@ func (d *Driver) Close() error {
 	d.cancel()
 	d.bg.Wait()
 	err := d.exec.Close()
-	if d.hier.Version != cgroup.None {
-		for _, top := range []string{d.hier.CPU, d.hier.Memory} {
-			if top != "" {
-				os.Remove(filepath.Join(top, d.cfg.CgroupParent)) // fails, harmlessly, while groups remain
-			}
-		}
-	}
+	depotgroup.RemoveParent(d.hier, d.cfg.CgroupParent)
 	return err
 }
 

@@ -20,6 +20,9 @@ import (
 
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver"
+	"qnet.dev/qnet/driver/internal/depots"
+	"qnet.dev/qnet/driver/internal/proc"
+	"qnet.dev/qnet/driver/internal/statefile"
 	"qnet.dev/qnet/logfile"
 )
 
@@ -28,7 +31,7 @@ func get(t *testing.T, url string) string {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
 	var body string
-	waitFor(t, "an answer from "+url, 15*time.Second, func() bool {
+	waitFor(t, "an answer from "+url, func() bool {
 		resp, err := client.Get(url)
 		if err != nil {
 			return false
@@ -71,7 +74,7 @@ func TestServeThroughHostPort(t *testing.T) {
 	}
 	defer c.Close()
 	var answer string
-	waitFor(t, "a UDP answer", 10*time.Second, func() bool {
+	waitFor(t, "a UDP answer", func() bool {
 		c.Write([]byte("ping"))
 		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		buf := make([]byte, 100)
@@ -99,7 +102,7 @@ func TestServeThroughHostPort(t *testing.T) {
 		t.Errorf("logfile.Tail = %q, %v", tail.String(), err)
 	}
 	// config.json, which holds the environment, is gone once the container runs.
-	if _, err := os.Stat(filepath.Join(d.bundle("web-1"), configFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(d.depots.Dir("web-1"), configFile)); err == nil {
 		t.Error("config.json (with the environment) is still on disk")
 	}
 	st, err := h.Stop(context.Background(), 5*time.Second)
@@ -163,7 +166,7 @@ func TestKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the program to run", 10*time.Second, func() bool { return strings.Contains(logOf(d, "kill-9", false), "sleeping") })
+	waitFor(t, "the program to run", func() bool { return strings.Contains(logOf(d, "kill-9", false), "sleeping") })
 	if err := syscall.Kill(h.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +253,7 @@ func TestStopGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the handler to be set", 10*time.Second, func() bool { return strings.Contains(logOf(d, "term", false), "waiting") })
+	waitFor(t, "the handler to be set", func() bool { return strings.Contains(logOf(d, "term", false), "waiting") })
 	st, err := h.Stop(context.Background(), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +266,7 @@ func TestStopGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGTERM to be ignored", 10*time.Second, func() bool { return strings.Contains(logOf(d, "sleeper", false), "sleeping") })
+	waitFor(t, "SIGTERM to be ignored", func() bool { return strings.Contains(logOf(d, "sleeper", false), "sleeping") })
 	t0 := time.Now()
 	st, err = h.Stop(context.Background(), 200*time.Millisecond)
 	if err != nil {
@@ -295,7 +298,7 @@ func TestRemoveCleansUp(t *testing.T) {
 	}
 	hh := h.(*handle)
 	ep := *hh.rec.Endpoint
-	rootfs := filepath.Join(d.bundle("clean"), rootfsDir)
+	rootfs := filepath.Join(d.depots.Dir("clean"), rootfsDir)
 	if !mounted(rootfs) {
 		t.Errorf("root filesystem %s is not mounted", rootfs)
 	}
@@ -309,7 +312,7 @@ func TestRemoveCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, e := d.Logs("clean")
-	for _, p := range []string{d.bundle("clean"), ep.NetNS, ep.Lease, filepath.Join(d.runcRoot, "clean"), o, e,
+	for _, p := range []string{d.depots.Dir("clean"), ep.NetNS, ep.Lease, filepath.Join(d.runcRoot, "clean"), o, e,
 		filepath.Join(d.Cgroups().Memory, testParent, "clean")} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s is left after Remove", p)
@@ -363,7 +366,7 @@ func TestBadSpecs(t *testing.T) {
 				t.Fatalf("Start = %v; want %v mentioning %q", err, tc.want, tc.text)
 			}
 			// A failed start leaves nothing behind.
-			if _, err := os.Stat(d.bundle(tc.spec.ID)); err == nil {
+			if _, err := os.Stat(d.depots.Dir(tc.spec.ID)); err == nil {
 				t.Errorf("bundle of %s left after a failed start", tc.spec.ID)
 			}
 		})
@@ -379,7 +382,7 @@ func TestBadSpecs(t *testing.T) {
 	if _, err := d.Start(context.Background(), s); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("host port %d", s.Ports["http"].Host)) {
 		t.Errorf("Start on a taken port = %v", err)
 	}
-	if _, err := os.Stat(d.bundle("bad-port")); err == nil {
+	if _, err := os.Stat(d.depots.Dir("bad-port")); err == nil {
 		t.Error("bundle left after a failed start")
 	}
 }
@@ -408,13 +411,10 @@ func TestRecover(t *testing.T) {
 	get(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
 	// The agent goes away; the depots do not.
 	d1.Close()
-	d1.mu.Lock()
-	clear(d1.handles) // d2 owns them now
-	d1.mu.Unlock()
+	d1.depots, _ = depots.New[*handle](d1.depots.Root(), nil) // d2 owns them now
 	syscall.Kill(ended.PID(), syscall.SIGKILL)
-	waitFor(t, "the killed container's shim to end", 10*time.Second, func() bool {
-		_, ok := procStart(ended.PID())
-		return !ok && exists(filepath.Join(dir, "shims", "ended", "exit.json"))
+	waitFor(t, "the killed container's shim to end", func() bool {
+		return !proc.Alive(ended.PID(), 0) && statefile.Exists(filepath.Join(dir, "shims", "ended", "exit.json"))
 	})
 	// A bundle whose start never got far: no record.
 	os.Mkdir(filepath.Join(dir, "depots", "half"), 0o700)
@@ -482,7 +482,7 @@ func TestLostRuntime(t *testing.T) {
 	if !st.Lost() || st.Code != -1 {
 		t.Errorf("status = %+v, want lost", st)
 	}
-	if alive(hh.rec.PID, hh.rec.PIDStart) {
+	if proc.Alive(hh.rec.PID, hh.rec.PIDStart) {
 		t.Error("the container runs on after its runtime was killed")
 	}
 }
@@ -515,7 +515,7 @@ func TestUnpackOnce(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d.images.path(img), "rootfs", "probe")); err == nil {
 		t.Error("a depot's write reached the shared image")
 	}
-	if _, err := os.Stat(filepath.Join(d.bundle("share-1"), upperDir, "probe")); err != nil {
+	if _, err := os.Stat(filepath.Join(d.depots.Dir("share-1"), upperDir, "probe")); err != nil {
 		t.Errorf("share-1's write is not in its upper layer: %v", err)
 	}
 }

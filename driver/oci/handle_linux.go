@@ -11,55 +11,33 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"qnet.dev/qnet/driver"
+	"qnet.dev/qnet/driver/internal/depots"
+	"qnet.dev/qnet/driver/internal/exit"
+	"qnet.dev/qnet/driver/internal/proc"
+	"qnet.dev/qnet/driver/internal/statefile"
 )
 
 // handle is one OCI depot. Its end is learnt once (finish), when the shim that ran
 // runc has ended, and shared by every Wait.
 type handle struct {
-	d    *Driver
-	spec driver.Spec
-	dir  string
-	rec  *record
+	*depots.Depot
+	d   *Driver
+	rec *record
 	// eh is the shim's depot, whose workload is runc (or the port helper running
 	// runc); nil for a depot found without one.
 	eh driver.Handle
 
 	finishOnce sync.Once
-	once       sync.Once
-	done       chan struct{}
-	exit       driver.ExitStatus // set before done closes
 }
-
-var _ driver.Handle = (*handle)(nil)
 
 func newHandle(d *Driver, s driver.Spec, dir string, rec *record, eh driver.Handle) *handle {
-	return &handle{d: d, spec: s, dir: dir, rec: rec, eh: eh, done: make(chan struct{})}
+	return &handle{Depot: depots.NewDepot(s, dir), d: d, rec: rec, eh: eh}
 }
 
-func (h *handle) ID() string                 { return h.spec.ID }
 func (h *handle) PID() int                   { return h.rec.PID }
-func (h *handle) Spec() driver.Spec          { return h.spec }
 func (h *handle) StartedAt() time.Time       { return h.rec.StartedAt }
 func (h *handle) Limits() driver.LimitReport { return h.rec.Limits }
-
-func (h *handle) exited() bool {
-	select {
-	case <-h.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (h *handle) setExit(e driver.ExitStatus) {
-	h.once.Do(func() {
-		h.exit = e
-		close(h.done)
-	})
-}
 
 // finish runs once the shim has ended with st: it learns how the container ended
 // (OOM kills from its cgroup, which runc kept), releases what the depot held on the
@@ -67,24 +45,24 @@ func (h *handle) setExit(e driver.ExitStatus) {
 func (h *handle) finish(st driver.ExitStatus) {
 	h.finishOnce.Do(func() {
 		oom := false
-		if g, err := h.d.hier.Open(h.spec.ID); err == nil {
+		if g, err := h.d.hier.Open(h.ID()); err == nil {
 			n, _ := g.OOMKills()
 			oom = n > 0
 		}
-		ex := containerExit(st, oom, h.spec.Memory, exists(filepath.Join(h.dir, stopFile)))
+		ex := containerExit(st, oom, h.Spec().Memory, statefile.Exists(filepath.Join(h.Dir(), stopFile)))
 		ex.StartedAt = h.rec.StartedAt
 		if ex.FinishedAt.IsZero() {
 			ex.FinishedAt = time.Now()
 		}
 		if ex.Lost() {
-			h.d.killContainer(h.spec.ID, h.rec)
-			h.d.log.Warn("depot lost", "depot", h.spec.ID, "reason", ex.Reason)
+			h.d.killContainer(h.ID(), h.rec)
+			h.d.log.Warn("depot lost", "depot", h.ID(), "reason", ex.Reason)
 		}
-		h.d.teardown(h.spec.ID, h.rec)
-		if err := writeJSON(filepath.Join(h.dir, exitFile), ex); err != nil {
-			h.d.log.Warn("cannot record the depot's exit", "depot", h.spec.ID, "err", err)
+		h.d.teardown(h.ID(), h.rec)
+		if err := statefile.Write(filepath.Join(h.Dir(), exitFile), ex); err != nil {
+			h.d.log.Warn("cannot record the depot's exit", "depot", h.ID(), "err", err)
 		}
-		h.setExit(ex)
+		h.Set(ex)
 	})
 }
 
@@ -93,45 +71,19 @@ func (h *handle) finish(st driver.ExitStatus) {
 // container's first process; runc itself killed by a signal (or a shim that died)
 // leaves the container's end unknown.
 func containerExit(st driver.ExitStatus, oom bool, memLimit int64, stopped bool) driver.ExitStatus {
-	e := driver.ExitStatus{FinishedAt: st.FinishedAt}
+	var e driver.ExitStatus
 	switch {
 	case st.Lost():
-		e.Code, e.Reason = -1, st.Reason
+		e = driver.ExitStatus{Code: -1, Reason: st.Reason}
 	case st.Signal != "":
-		e.Code, e.Reason = -1, "lost: the container's runtime was "+st.Reason+"; the container was killed"
+		e = driver.ExitStatus{Code: -1, Reason: "lost: the container's runtime was " + st.Reason + "; the container was killed"}
 	case st.Code > 128 && st.Code <= 128+64:
-		sig := syscall.Signal(st.Code - 128)
-		e.Code, e.Signal = st.Code, unix.SignalName(sig)
-		if e.Signal == "" {
-			e.Signal = fmt.Sprintf("signal %d", int(sig))
-		}
-		e.Reason = "killed by " + e.Signal
+		e = exit.Cause(exit.Signaled(syscall.Signal(st.Code-128)), oom, memLimit, stopped)
 	default:
-		e.Code, e.Reason = st.Code, fmt.Sprintf("exited with code %d", st.Code)
+		e = exit.Cause(exit.Code(st.Code), oom, memLimit, stopped)
 	}
-	switch {
-	case e.Lost():
-	case oom && memLimit > 0:
-		e.OOMKilled = true
-		e.Reason = fmt.Sprintf("oom killed: memory limit of %d bytes reached (%s)", memLimit, e.Reason)
-	case oom:
-		e.OOMKilled = true
-		e.Reason = fmt.Sprintf("oom killed: the node ran out of memory (%s)", e.Reason)
-	case stopped:
-		e.Reason = "stopped (" + e.Reason + ")"
-	}
+	e.FinishedAt = st.FinishedAt
 	return e
-}
-
-// Wait blocks until the depot has ended (and the driver has cleaned up after it) or
-// ctx ends.
-func (h *handle) Wait(ctx context.Context) (driver.ExitStatus, error) {
-	select {
-	case <-h.done:
-		return h.exit, nil
-	case <-ctx.Done():
-		return driver.ExitStatus{}, fmt.Errorf("wait for depot %q: %w", h.spec.ID, ctx.Err())
-	}
 }
 
 // Signal sends sig to the container's first process. As the first process of its PID
@@ -139,13 +91,13 @@ func (h *handle) Wait(ctx context.Context) (driver.ExitStatus, error) {
 func (h *handle) Signal(sig os.Signal) error {
 	s, ok := sig.(syscall.Signal)
 	if !ok {
-		return fmt.Errorf("signal depot %q: %v is not a system signal", h.spec.ID, sig)
+		return fmt.Errorf("signal depot %q: %v is not a system signal", h.ID(), sig)
 	}
-	if h.exited() || !alive(h.rec.PID, h.rec.PIDStart) {
-		return fmt.Errorf("signal depot %q: %w", h.spec.ID, os.ErrProcessDone)
+	if h.Exited() || !proc.Alive(h.rec.PID, h.rec.PIDStart) {
+		return fmt.Errorf("signal depot %q: %w", h.ID(), os.ErrProcessDone)
 	}
 	if err := syscall.Kill(h.rec.PID, s); err != nil {
-		return fmt.Errorf("signal depot %q: %w", h.spec.ID, err)
+		return fmt.Errorf("signal depot %q: %w", h.ID(), err)
 	}
 	return nil
 }
@@ -154,25 +106,19 @@ func (h *handle) Signal(sig os.Signal) error {
 // container's first process and, if the container has not ended after grace, kills it
 // (and with it every process of the container), then waits for the end.
 func (h *handle) Stop(ctx context.Context, grace time.Duration) (driver.ExitStatus, error) {
-	if h.exited() {
-		return h.exit, nil
+	if st, ok := h.Status(); ok {
+		return st, nil
 	}
 	// The marker lets finish tell a requested stop from a crash, even for a later agent.
-	if f, err := os.OpenFile(filepath.Join(h.dir, stopFile), os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
-		f.Close()
-	}
-	if grace > 0 && alive(h.rec.PID, h.rec.PIDStart) {
+	statefile.Touch(filepath.Join(h.Dir(), stopFile))
+	if grace > 0 && proc.Alive(h.rec.PID, h.rec.PIDStart) {
 		syscall.Kill(h.rec.PID, signalNumber(h.rec.StopSignal))
-		timer := time.NewTimer(grace)
-		defer timer.Stop()
-		select {
-		case <-h.done:
-			return h.exit, nil
-		case <-ctx.Done():
-			return driver.ExitStatus{}, fmt.Errorf("stop depot %q: %w", h.spec.ID, ctx.Err())
-		case <-timer.C:
+		if st, ended, err := h.WaitGrace(ctx, grace); err != nil {
+			return driver.ExitStatus{}, fmt.Errorf("stop depot %q: %w", h.ID(), err)
+		} else if ended {
+			return st, nil
 		}
 	}
-	h.d.killContainer(h.spec.ID, h.rec)
+	h.d.killContainer(h.ID(), h.rec)
 	return h.Wait(ctx)
 }

@@ -5,7 +5,6 @@ package oci
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -26,6 +25,8 @@ import (
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver"
 	"qnet.dev/qnet/driver/exec/shim"
+	"qnet.dev/qnet/driver/internal/depotgroup"
+	"qnet.dev/qnet/driver/internal/drivertest"
 	"qnet.dev/qnet/driver/oci/network"
 )
 
@@ -60,17 +61,11 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(appDir)
 	}
 	exec.Command("ip", "link", "del", testBridge).Run()
-	if h := cgroup.Detect(testParent); h.Version != cgroup.None {
-		for _, d := range []string{h.CPU, h.Memory} {
-			if d != "" {
-				os.Remove(filepath.Join(d, testParent))
-			}
-		}
-		// runc makes the parent in every hierarchy it uses.
-		if paths, _ := filepath.Glob("/sys/fs/cgroup/*/" + testParent); len(paths) > 0 {
-			for _, p := range paths {
-				os.Remove(p)
-			}
+	depotgroup.RemoveParent(cgroup.Detect(testParent), testParent)
+	// runc makes the parent in every hierarchy it uses.
+	if paths, _ := filepath.Glob("/sys/fs/cgroup/*/" + testParent); len(paths) > 0 {
+		for _, p := range paths {
+			os.Remove(p)
 		}
 	}
 	os.Exit(code)
@@ -356,47 +351,21 @@ func newDriver(t testing.TB, store Images, edit ...func(*Config)) *Driver {
 func newDriverAt(t testing.TB, dir string, store Images, edit ...func(*Config)) *Driver {
 	t.Helper()
 	needRunc(t)
-	cfg := testConfig(dir, store)
-	for _, e := range edit {
-		e(&cfg)
-	}
-	d, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cleanupDriver(d) })
-	return d
+	return drivertest.Open(t, New, testConfig(dir, store), edit, func(d *Driver) []*handle { return d.depots.Handles() })
 }
 
 func testConfig(dir string, store Images) Config {
 	return Config{
 		Dir: dir, Images: store,
-		ShimBinary: os.Args[0], ShimEnv: []string{"QNET_TEST_SHIM=1", "GORACE=atexit_sleep_ms=0"},
-		HelperBinary: os.Args[0], HelperEnv: []string{"QNET_TEST_OCIRUN=1", "GORACE=atexit_sleep_ms=0"},
+		ShimBinary: os.Args[0], ShimEnv: []string{"QNET_TEST_SHIM=1", drivertest.NoRaceExitSleep},
+		HelperBinary: os.Args[0], HelperEnv: []string{"QNET_TEST_OCIRUN=1", drivertest.NoRaceExitSleep},
 		CgroupParent: testParent,
 		Network: &network.Config{
 			Bridge: testBridge, Subnet: testSubnet,
 			NetnsDir: filepath.Join(dir, "netns"), LeaseDir: testLeases,
 		},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.DiscardHandler),
 	}
-}
-
-// cleanupDriver stops and removes every depot of d and closes it.
-func cleanupDriver(d *Driver) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	d.mu.Lock()
-	var hs []*handle
-	for _, h := range d.handles {
-		hs = append(hs, h)
-	}
-	d.mu.Unlock()
-	for _, h := range hs {
-		h.Stop(ctx, 0)
-		d.Remove(h.ID())
-	}
-	d.Close()
 }
 
 // freePort returns a TCP port free on the host now.
@@ -410,17 +379,10 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var (
+	wait    = drivertest.Wait
+	waitFor = drivertest.WaitFor
+)
 
 // logOf returns a depot's stdout or stderr log so far.
 func logOf(d *Driver, id string, stderr bool) string {
@@ -436,17 +398,6 @@ func logOf(d *Driver, id string, stderr bool) string {
 // imageSpec returns a spec running image with the given args.
 func imageSpec(id string, image depot.Digest, args ...string) driver.Spec {
 	return driver.Spec{ID: id, Command: "image:" + string(image), Image: &driver.ImageSpec{Digest: string(image), Args: args}}
-}
-
-func wait(t testing.TB, h driver.Handle) driver.ExitStatus {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := h.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
 }
 
 var errNotYet = errors.New("not yet")

@@ -14,7 +14,7 @@ import (
 
 	"qnet.dev/qnet/cgroup"
 	"qnet.dev/qnet/driver/exec/internal/bundle"
-	"qnet.dev/qnet/driver/exec/internal/proc"
+	"qnet.dev/qnet/driver/internal/proc"
 )
 
 // adoptOrphans makes the shim a child subreaper: processes the workload leaves behind

@@ -27,12 +27,12 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"qnet.dev/qnet/cgroup"
 	"qnet.dev/qnet/driver"
 	"qnet.dev/qnet/driver/exec/internal/bundle"
-	"qnet.dev/qnet/driver/exec/internal/proc"
+	"qnet.dev/qnet/driver/internal/exit"
+	"qnet.dev/qnet/driver/internal/proc"
+	"qnet.dev/qnet/driver/internal/statefile"
 	"qnet.dev/qnet/logfile"
 )
 
@@ -137,7 +137,7 @@ func supervise(dir string, launch *bundle.Launch) int {
 	st := bundle.State{Phase: bundle.Starting, ShimPID: os.Getpid(), ShimStart: shimStart}
 	// Written before anything runs, so an agent that restarts right now finds this shim
 	// and waits for it rather than taking the depot for lost.
-	if err := bundle.WriteJSON(filepath.Join(dir, bundle.StateFile), st); err != nil {
+	if err := statefile.Write(filepath.Join(dir, bundle.StateFile), st); err != nil {
 		return fail(err)
 	}
 	if spec.Dir != "" {
@@ -219,7 +219,7 @@ func supervise(dir string, launch *bundle.Launch) int {
 	go copyLog(&copying, outR, stdoutLog, log)
 	go copyLog(&copying, errR, stderrLog, log)
 
-	if err := bundle.WriteJSON(filepath.Join(dir, bundle.StateFile), st); err != nil {
+	if err := statefile.Write(filepath.Join(dir, bundle.StateFile), st); err != nil {
 		// Without state.json no later agent could find the workload: do not let it run.
 		syscall.Kill(-pid, syscall.SIGKILL)
 		cmd.Wait()
@@ -282,12 +282,12 @@ func supervise(dir string, launch *bundle.Launch) int {
 
 	ex := bundle.Exit{PID: pid, PIDStart: st.PIDStart}
 	if cmd.ProcessState != nil {
-		ex.ExitStatus = exitStatus(cmd.ProcessState, bundle.Exists(filepath.Join(dir, bundle.StopFile)), oom, spec.Memory)
+		ex.ExitStatus = exitStatus(cmd.ProcessState, statefile.Exists(filepath.Join(dir, bundle.StopFile)), oom, spec.Memory)
 	} else {
 		ex.ExitStatus = driver.ExitStatus{Code: -1, Reason: fmt.Sprintf("lost: wait failed: %v", waitErr)}
 	}
 	ex.StartedAt, ex.FinishedAt = st.StartedAt, finished
-	if err := bundle.WriteJSON(filepath.Join(dir, bundle.ExitFile), ex); err != nil {
+	if err := statefile.Write(filepath.Join(dir, bundle.ExitFile), ex); err != nil {
 		log.Error("cannot record exit", "err", err)
 		return 1
 	}
@@ -581,29 +581,10 @@ func send(f *os.File, h bundle.Hello) {
 
 // exitStatus turns the workload's wait status into an ExitStatus.
 func exitStatus(ps *os.ProcessState, stopped, oom bool, memLimit int64) driver.ExitStatus {
-	var e driver.ExitStatus
 	ws, _ := ps.Sys().(syscall.WaitStatus)
+	e := exit.Code(ws.ExitStatus())
 	if ws.Signaled() {
-		sig := ws.Signal()
-		e.Code = 128 + int(sig)
-		e.Signal = unix.SignalName(sig)
-		if e.Signal == "" {
-			e.Signal = fmt.Sprintf("signal %d", int(sig))
-		}
-		e.Reason = "killed by " + e.Signal
-	} else {
-		e.Code = ws.ExitStatus()
-		e.Reason = fmt.Sprintf("exited with code %d", e.Code)
+		e = exit.Signaled(ws.Signal())
 	}
-	switch {
-	case oom && memLimit > 0:
-		e.OOMKilled = true
-		e.Reason = fmt.Sprintf("oom killed: memory limit of %d bytes reached (%s)", memLimit, e.Reason)
-	case oom:
-		e.OOMKilled = true
-		e.Reason = fmt.Sprintf("oom killed: the node ran out of memory (%s)", e.Reason)
-	case stopped:
-		e.Reason = "stopped (" + e.Reason + ")"
-	}
-	return e
+	return exit.Cause(e, oom, memLimit, stopped)
 }

@@ -1,9 +1,9 @@
 // Package bundle defines the runtime directory of one exec depot, through which the
 // agent and the depot's supervisor (the shim) find each other across agent restarts: the
 // agent writes spec.json, the shim writes state.json once the workload runs and
-// exit.json once it has ended, and the logs sit beside them. Files are replaced
-// atomically (written aside, then renamed), so a reader sees a whole file or none,
-// whichever process dies when.
+// exit.json once it has ended, and the logs sit beside them. The records are read and
+// written with package statefile, so a reader sees a whole file or none, whichever
+// process dies when.
 //
 // The workload's environment may hold secrets, and nothing secret is written to disk:
 // spec.json has the spec without Env, and the full Launch travels only through pipes
@@ -14,9 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"qnet.dev/qnet/cgroup"
@@ -138,50 +136,4 @@ type Hello struct {
 type ExecError struct {
 	Error string `json:"error"`
 	Kind  string `json:"kind,omitempty"`
-}
-
-// WriteJSON replaces path with v encoded as JSON, atomically. There is no fsync: the
-// files matter only while the processes they describe can still run, which a machine
-// crash ends anyway, and start latency counts.
-func WriteJSON(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
-	}
-	// A temporary name of its own, so two writers (a shim and an agent finishing a lost
-	// depot) can never rename each other's half-written file into place.
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// ReadJSON decodes path into v. A missing file is an error wrapping fs.ErrNotExist.
-func ReadJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
-	}
-	return nil
-}
-
-// Exists reports whether path exists.
-func Exists(path string) bool {
-	_, err := os.Stat(path)
-	return !errors.Is(err, fs.ErrNotExist)
 }

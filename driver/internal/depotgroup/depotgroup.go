@@ -1,0 +1,53 @@
+// Package depotgroup cleans up after depots in the node's cgroup hierarchy: it sweeps
+// away the group of a depot that ended, and lets go of the parent of a driver's depot
+// groups.
+package depotgroup
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"qnet.dev/qnet/cgroup"
+)
+
+// sweepTimeout bounds a Sweep, on top of its caller's context: a group that cannot be
+// emptied in that time holds processes the kernel will not kill.
+const sweepTimeout = 10 * time.Second
+
+// Sweep kills every process left in the group of depot id and removes the group, when
+// there is one; what fails is logged, since the depot has ended either way and nothing
+// else can be done about it.
+func Sweep(ctx context.Context, h cgroup.Hierarchy, id string, log *slog.Logger) {
+	if h.Version == cgroup.None {
+		return
+	}
+	g, err := h.Open(id)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
+	defer cancel()
+	if err := g.Kill(ctx); err != nil {
+		log.Warn("cgroup not emptied", "depot", id, "err", err)
+	}
+	if err := g.Remove(ctx); err != nil {
+		log.Warn("cgroup not removed", "depot", id, "err", err)
+	}
+}
+
+// RemoveParent removes parent, the group the depots' groups are made under, from each
+// controller's hierarchy. The kernel refuses while a group remains under it (of this
+// driver or another on the node), which is fine: the last one to close removes it.
+func RemoveParent(h cgroup.Hierarchy, parent string) {
+	if h.Version == cgroup.None || parent == "" {
+		return
+	}
+	for _, top := range []string{h.CPU, h.Memory} {
+		if top != "" {
+			os.Remove(filepath.Join(top, parent))
+		}
+	}
+}

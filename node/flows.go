@@ -1,0 +1,39 @@
+package node
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"qnet.dev/qnet/netsvc"
+	"qnet.dev/qnet/netsvc/receipt"
+)
+
+// checkFlow is the proxy's flows hook: a connection from a depot of this node to a
+// service its manifest's flows.allow does not list is refused, and the refusal is
+// recorded in the receipt log (qnet audit lists it). Connections from anything that
+// is not a depot (the node's own users) pass.
+func (n *Node) checkFlow(from netip.AddrPort, sp netsvc.ServicePort) error {
+	if !n.catalog.Restricted() {
+		return nil // no service limits its flows: nothing to trace
+	}
+	depot, ok := socketOwnerDepot(from)
+	if !ok {
+		return nil
+	}
+	pl, ok, err := n.store.Placement(depot)
+	if err != nil || !ok {
+		return nil // a depot the ledger no longer has is being stopped
+	}
+	svc, ok, err := n.store.Service(pl.Service)
+	if err != nil || !ok || svc.Spec.Spec.Flows.Allows(sp.Service) {
+		return nil
+	}
+	reason := fmt.Sprintf("service %s may not connect to %s: not in its spec.flows.allow", pl.Service, sp.Service)
+	rf := receipt.Refusal{Node: n.id, FromNode: n.id, FromService: pl.Service, FromDepot: depot,
+		ToService: sp.Service, ToPort: sp.Port, At: time.Now().UTC(), Reason: reason}
+	if err := n.receipts.AppendRefusal(rf); err != nil {
+		n.log.Warn("refused flow not recorded", "err", err)
+	}
+	return fmt.Errorf("flow refused: %s", reason)
+}
