@@ -41,6 +41,9 @@ type Config struct {
 	Ports   *portalloc.Allocator
 	// Report submits a batch of status changes to the ledger, signed by this node.
 	Report func(ctx context.Context, changes []ledger.DepotStatus) error
+	// DNS, when set, returns where the node answers DNS for SERVICE.NETWORK.qnet; depots
+	// find it in $QNET_DNS.
+	DNS func() string
 	// Host is the address depots are reached at on this node.
 	Host string
 	// PathDirs are put before the agent's PATH for depots, so a depot may run the qnet

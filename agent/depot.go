@@ -413,6 +413,11 @@ func (d *depot) env() []string {
 	env["QNET_REVISION"] = strconv.FormatUint(d.placement.Revision, 10)
 	env["QNET_NODE"] = d.a.cfg.NodeID
 	env["QNET_HOST"] = d.a.cfg.Host
+	if d.a.cfg.DNS != nil {
+		if addr := d.a.cfg.DNS(); addr != "" {
+			env["QNET_DNS"] = addr
+		}
+	}
 	ports := d.portsCopy()
 	for i, p := range spec.Ports {
 		// A process on the node listens on its host port; a container on its own port,

@@ -179,6 +179,8 @@ func (a *app) runDev(ctx context.Context, o devOptions) (err error) {
 	} else {
 		fmt.Fprintf(a.stdout, "The node's API listens on %s.\n", serverURL(n.APIAddr()))
 	}
+	fmt.Fprintf(a.stdout, "It answers DNS for SERVICE.%s.qnet on %s (udp and tcp), and exposed services on its ingress http://%s/.\n",
+		n.Status().Network, n.DNSAddr(), n.IngressAddr())
 
 	pin, err := node.APIKeyPin(n.Key())
 	if err != nil {

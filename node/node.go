@@ -377,6 +377,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	ac.Report = n.reportStatus
 	ac.Prepare = n.prepareDepot
 	ac.Ready = n.caughtUp
+	ac.DNS = n.DNSAddr
 	if n.agent, err = agent.New(ac); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
