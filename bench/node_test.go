@@ -58,6 +58,16 @@ func deployLoop(b *testing.B, replicas int, probes bool, measure func(n *qnettes
 	deployLoopOn(b, n, false, func(name string) []*manifest.Service { return hello(b, name, replicas, probes) }, measure)
 }
 
+// wasmDepots reports whether the services run WebAssembly modules.
+func wasmDepots(svcs []*manifest.Service) bool {
+	for _, s := range svcs {
+		if s.Spec.Depot.Wasm != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // deployLoopOn is deployLoop on node n with the services svc makes. When warmup is set,
 // one service is deployed before the timed loop, unmeasured (the first start of an image
 // unpacks it, of a module compiles it).
@@ -83,8 +93,9 @@ func deployLoopOn(b *testing.B, n *qnettest.Node, warmup bool, svc func(name str
 			b.Fatal(err)
 		}
 		waitGone(b, n)
-		// The steady state of a node: a wasm supervisor ready for the next start.
-		if w := n.WasmDriver(); w != nil {
+		// The steady state of a node that runs wasm depots: a supervisor ready for the
+		// next start.
+		if w := n.WasmDriver(); w != nil && wasmDepots(svcs) {
 			if err := w.Warm(ctx); err != nil {
 				b.Fatal(err)
 			}

@@ -177,7 +177,7 @@ a partition.`,
 				}
 			}
 			tab := newTable(a.stdout)
-			fmt.Fprintln(tab, "NODE\tNAME\tID\tPID\tPROCESS\tAPI\tMESH\tROLE\tLEADER\tHEIGHT\tSIDE")
+			fmt.Fprintln(tab, "NODE\tNAME\tID\tPID\tPROCESS\tAPI\tMESH\tDNS\tROLE\tLEADER\tHEIGHT\tSIDE")
 			for _, s := range sts {
 				process, role, leader, height, side := "exited", "-", "-", "-", "-"
 				if s.Running {
@@ -205,7 +205,7 @@ a partition.`,
 				if len(id) > 16 {
 					id = id[:16]
 				}
-				fmt.Fprintf(tab, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Index, s.Name, orDash(id), s.PID, process, s.API, s.Mesh, role, leader, height, side)
+				fmt.Fprintf(tab, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Index, s.Name, orDash(id), s.PID, process, s.API, s.Mesh, orDash(s.DNS), role, leader, height, side)
 			}
 			if err := tab.Flush(); err != nil {
 				return err

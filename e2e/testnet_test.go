@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +41,7 @@ type nodeStatus struct {
 	Height    uint64 `json:"height"`
 	Tip       string `json:"tip"`
 	Side      int    `json:"side"`
+	DNS       string `json:"dns"`
 	Error     string `json:"error"`
 }
 
@@ -196,6 +201,7 @@ func TestTestnet(t *testing.T) {
 		t.Fatalf("%d example-hello processes on %d nodes after apply, want 20 on 5: %v", total, len(hellos), hellos)
 	}
 	t.Logf("20 replicas ready at %s", time.Since(start).Round(time.Millisecond))
+	discover(t, tn)
 
 	// Kill the raft leader and one more node, with their depots.
 	var leader, other int
@@ -532,4 +538,38 @@ func TestTestnetNetNS(t *testing.T) {
 	if _, err := os.Stat(tn.dir); err == nil {
 		t.Errorf("testnet directory %s left after down", tn.dir)
 	}
+}
+
+// discover resolves the service by name through a node's DNS, as a depot would, and
+// reaches it at the stable address the answer gives: the agents' proxies (every node
+// offers the address) carry the connection to a ready replica.
+func discover(t *testing.T, tn *testnet) {
+	t.Helper()
+	st := tn.status()
+	if st[0].DNS == "" {
+		t.Fatalf("node 1 reports no DNS address: %+v", st[0])
+	}
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, st[0].DNS)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := r.LookupHost(ctx, "hello.e2e.qnet")
+	if err != nil || len(addrs) != 1 {
+		t.Fatalf("DNS of node 1 for hello.e2e.qnet: %v %v", addrs, err)
+	}
+	_, srvs, err := r.LookupSRV(ctx, "http", "tcp", "hello.e2e.qnet")
+	if err != nil || len(srvs) != 20 {
+		t.Fatalf("SRV of hello: %d records, %v; want the 20 ready replicas", len(srvs), err)
+	}
+	waitFor(t, 10*time.Second, "the service's stable address to answer", func() (bool, string) {
+		resp, err := http.Get("http://" + net.JoinHostPort(addrs[0], "8080") + "/")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && strings.Contains(string(body), "hello"), fmt.Sprintf("%d %q", resp.StatusCode, body)
+	})
 }

@@ -27,24 +27,9 @@ import (
 func TestServiceDiscovery(t *testing.T) {
 	nodes := qnettest.StartNetwork(t, 2, qnettest.Options{})
 	ctx := context.Background()
-	svcs, err := manifest.Decode("web.yaml", fmt.Appendf(nil, `apiVersion: qnet/v1
-kind: Service
-metadata: {name: web}
-spec:
-  depot: {exec: {command: qnet, args: [example-hello]}}
-  replicas: 2
-  resources: {cpu: 20m, memory: 32Mi}
-  ports: [{name: http, port: 8080}]
-  health:
-    readiness: {http: /ready, interval: 100ms}
+	applyHello(t, nodes[0], "web", 2, fmt.Sprintf(`  ports: [{name: http, port: 8080}]
   placement: {constraints: ["id == %s"]}
 `, nodes[1].ID()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nodes[0].Client.Apply(ctx, svcs); err != nil {
-		t.Fatal(err)
-	}
 	d := waitReady(t, nodes[0], "web")
 	client := nodes[0]
 	svc, _, err := client.Store().Service("web")
@@ -95,29 +80,13 @@ spec:
 // checked against its schema before they reach the service.
 func TestIngress(t *testing.T) {
 	nodes := qnettest.StartNetwork(t, 2, qnettest.Options{})
-	ctx := context.Background()
-	svcs, err := manifest.Decode("web.yaml", fmt.Appendf(nil, `apiVersion: qnet/v1
-kind: Service
-metadata: {name: web}
-spec:
-  depot: {exec: {command: qnet, args: [example-hello]}}
-  replicas: 1
-  resources: {cpu: 20m, memory: 32Mi}
-  ports: [{name: http, port: 8080, expose: true}]
-  health:
-    readiness: {http: /ready, interval: 100ms}
+	applyHello(t, nodes[0], "web", 1, fmt.Sprintf(`  ports: [{name: http, port: 8080, expose: true}]
   placement: {constraints: ["id == %s"]}
   ingress:
     rateLimit: 5/s
     burst: 5
     schemaJSON: {type: object, required: [qty], properties: {qty: {type: integer}}}
 `, nodes[1].ID()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nodes[0].Client.Apply(ctx, svcs); err != nil {
-		t.Fatal(err)
-	}
 	d := waitReady(t, nodes[0], "web")
 	in := nodes[0].IngressAddr()
 	do := func(method, body string) (int, string) {
@@ -169,23 +138,9 @@ spec:
 func TestReceiptsAndAudit(t *testing.T) {
 	nodes := qnettest.StartNetwork(t, 2, qnettest.Options{})
 	ctx := context.Background()
-	svcs, err := manifest.Decode("web.yaml", fmt.Appendf(nil, `apiVersion: qnet/v1
-kind: Service
-metadata: {name: web}
-spec:
-  depot: {exec: {command: qnet, args: [example-hello]}}
-  resources: {cpu: 20m, memory: 32Mi}
-  ports: [{name: http, port: 8080}]
-  health:
-    readiness: {http: /ready, interval: 100ms}
+	applyHello(t, nodes[0], "web", 1, fmt.Sprintf(`  ports: [{name: http, port: 8080}]
   placement: {constraints: ["id == %s"]}
 `, nodes[1].ID()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nodes[0].Client.Apply(ctx, svcs); err != nil {
-		t.Fatal(err)
-	}
 	waitReady(t, nodes[0], "web")
 	var addr string
 	qnettest.WaitFor(t, 10*time.Second, "the proxy to listen for web", func() bool {
@@ -206,6 +161,7 @@ spec:
 		tr.CloseIdleConnections()
 	}
 	var rep *api.AuditReport
+	var err error
 	qnettest.WaitFor(t, 20*time.Second, "every flow's receipt committed and agreed", func() bool {
 		rep, err = nodes[0].Client.Audit(ctx)
 		return err == nil && rep.Flows >= flows && rep.Agreed == rep.Flows && len(rep.Findings) == 0 && committed(t, nodes[0], 2)
@@ -262,22 +218,7 @@ func TestFlowsAllow(t *testing.T) {
 	}
 	n := qnettest.StartNode(t, qnettest.Options{})
 	ctx := context.Background()
-	db, err := manifest.Decode("db.yaml", []byte(`apiVersion: qnet/v1
-kind: Service
-metadata: {name: db}
-spec:
-  depot: {exec: {command: qnet, args: [example-hello]}}
-  resources: {cpu: 20m, memory: 32Mi}
-  ports: [{name: http, port: 8080}]
-  health:
-    readiness: {http: /ready, interval: 100ms}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Client.Apply(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	applyHello(t, n, "db", 1, "  ports: [{name: http, port: 8080}]\n")
 	waitReady(t, n, "db")
 	var addr string
 	qnettest.WaitFor(t, 10*time.Second, "the proxy to listen for db", func() bool {
@@ -316,5 +257,24 @@ spec:
 	// This test process is not a depot: it passes.
 	if code, _ := get(t, addr, "/"); code != 200 {
 		t.Fatalf("a connection from outside any depot got %d", code)
+	}
+}
+
+// applyHello applies a service of the example HTTP server (readiness probed every
+// 100 ms) through node n; extra are more spec lines, indented by two spaces.
+func applyHello(t *testing.T, n *qnettest.Node, name string, replicas int, extra string) {
+	t.Helper()
+	svcs := decode(t, fmt.Sprintf(`apiVersion: qnet/v1
+kind: Service
+metadata: {name: %s}
+spec:
+  depot: {exec: {command: qnet, args: [example-hello]}}
+  replicas: %d
+  resources: {cpu: 20m, memory: 32Mi}
+  health:
+    readiness: {http: /ready, interval: 100ms}
+%s`, name, replicas, extra))
+	if _, err := n.Client.Apply(context.Background(), svcs); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -683,8 +683,11 @@ type NodeStatus struct {
 	Height    uint64 `json:"height,omitempty"`
 	Tip       string `json:"tip,omitempty"`
 	// Side is the node's side of the partition in place (1 or 2), or 0.
-	Side  int    `json:"side,omitempty"`
-	Error string `json:"error,omitempty"`
+	Side int `json:"side,omitempty"`
+	// DNS and Ingress are where the node answers DNS and takes outside HTTP traffic.
+	DNS     string `json:"dns,omitempty"`
+	Ingress string `json:"ingress,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Status reports every node's process and, from its API, its view of the network.
@@ -712,6 +715,7 @@ func (t *Testnet) Status(ctx context.Context) []NodeStatus {
 				return
 			}
 			s.Reachable, s.Leader, s.IsLeader, s.Height, s.Tip = true, st.Leader, st.IsLeader, st.Height, st.Tip
+			s.DNS, s.Ingress = st.DNSAddr, st.IngressAddr
 			s.Validator = slices.Contains(st.Validators, st.Node)
 		})
 	}

@@ -100,7 +100,8 @@ func New(cfg Config) (*Driver, error) {
 	if d.depots, err = depots.New[*handle](cfg.Dir, nil); err != nil {
 		return nil, fmt.Errorf("exec driver: Dir: %w", err)
 	}
-	if d.Hier.Version == cgroup.None {
+	if d.Hier.Version == cgroup.None && cfg.Cgroup == nil {
+		// Detected, not chosen by the caller (the oci driver leaves limits to runc).
 		d.Log.Warn("depots will run without resource limits", "reason", d.Hier.Reason)
 	}
 	return d, nil
@@ -360,8 +361,12 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
 	if err != nil {
 		return out, fmt.Errorf("recover depots: %w", err)
 	}
-	// The agent is starting: have a shim ready for its first depot.
-	d.refill()
+	// A node that runs depots of this driver gets a shim ready for the next one; an idle
+	// one keeps none (a small device pays for nothing it does not use), and its first
+	// start makes one.
+	if len(out) > 0 {
+		d.refill()
+	}
 	return out, nil
 }
 

@@ -679,14 +679,22 @@ func TestStartShimFailures(t *testing.T) {
 	}
 }
 
-// TestWarmShim starts depots one after another: after the first, each starts through a
-// shim that was started in advance, and Close ends the spare one.
+// TestWarmShim starts depots one after another: a driver that runs none keeps no shim
+// around; after the first start, each starts through a shim that was started in
+// advance, and Close ends the spare one.
 func TestWarmShim(t *testing.T) {
 	t.Parallel()
 	d := newDriver(t)
 	if _, err := d.Recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	d.warmMu.Lock()
+	idle := d.warm == nil && !d.refilling
+	d.warmMu.Unlock()
+	if !idle {
+		t.Fatal("Recover with no depots started a shim")
+	}
+	stop(t, start(t, d, spec("first", "sleep")), time.Second)
 	waitFor(t, "a warm shim", func() bool {
 		d.warmMu.Lock()
 		defer d.warmMu.Unlock()

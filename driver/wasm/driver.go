@@ -646,7 +646,8 @@ func (d *Driver) supervisorAlive(id string) bool {
 // re-adopted through its control socket (its module keeps running; nothing is
 // started), an exit recorded meanwhile is returned as such, and a depot whose supervisor
 // died without recording one is returned as exited with reason "lost: supervisor
-// died". Depots this Driver already tracks are returned as they are. A supervisor
+// died". Depots this Driver already tracks are returned as they are. When a depot
+// runs, a supervisor is made ready for the next start, primed with its module. A supervisor
 // caught while still starting its module is waited for until ctx ends.
 //
 // The module's environment is never stored on disk (it may hold secrets), so the Spec
@@ -663,8 +664,11 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
 	if err != nil {
 		return out, fmt.Errorf("recover depots: %w", err)
 	}
-	// The agent is starting: have a supervisor ready for its next depot.
-	d.refill(prime)
+	// A node that runs wasm depots gets a supervisor ready for the next one; a node
+	// that runs none keeps none (one costs tens of MiB), and its first start makes one.
+	if prime != "" {
+		d.refill(prime)
+	}
 	return out, nil
 }
 
