@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -40,6 +41,7 @@ func BenchmarkStart(b *testing.B) {
 		{"go/primed", driver.Spec{Command: app, Args: []string{"sleep"}}, ""},
 		{"go/primed-cpu", driver.Spec{Command: app, Args: []string{"sleep"}, CPU: 20}, ""},
 		{"go/cache", driver.Spec{Command: app, Args: []string{"sleep"}}, tiny},
+		{"go-http/primed", driver.Spec{Command: guest(b, "web"), Env: []string{"PORT=" + strconv.Itoa(freePort(b))}}, ""},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			d := newDriver(b)
