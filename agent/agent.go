@@ -38,6 +38,13 @@ type Config struct {
 	// driver starts it (an image or module is fetched from peers), and may complete
 	// the spec with where it is (the wasm driver runs a module file: Command).
 	Prepare func(ctx context.Context, s *driver.Spec) error
+	// Inputs, when set, gives a depot the secrets and configs its revision names before
+	// each start: it adds to the spec's environment and puts files where the depot finds
+	// them. Plaintext must never reach a disk (secret.WriteFile refuses anything but a
+	// tmpfs).
+	Inputs func(ctx context.Context, p state.Placement, rev state.Revision, s *driver.Spec) error
+	// Removed, when set, is told that a depot was removed, to free what Inputs made for it.
+	Removed func(id string)
 	Ports   *portalloc.Allocator
 	// Report submits a batch of status changes to the ledger, signed by this node.
 	Report func(ctx context.Context, changes []ledger.DepotStatus) error

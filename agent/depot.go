@@ -133,6 +133,9 @@ func (d *depot) run(ctx context.Context) {
 				d.set(func(st *ledger.DepotStatus) { st.Reason = "preparing the depot (fetching it from peers if needed)" })
 				err = d.a.cfg.Prepare(ctx, &ds)
 			}
+			if err == nil && d.a.cfg.Inputs != nil && d.rev.Spec != nil && (len(d.spec().Secrets) > 0 || len(d.spec().Configs) > 0) {
+				err = d.a.cfg.Inputs(ctx, d.placement, d.rev, &ds)
+			}
 			if err == nil {
 				h, err = drv.Start(ctx, ds)
 			}
@@ -215,6 +218,9 @@ func (d *depot) cleanup(ctx context.Context, h driver.Handle) {
 	}
 	if err := d.a.remove(d.id); err != nil {
 		d.a.log.Warn("remove depot", "depot", d.id, "err", err)
+	}
+	if d.a.cfg.Removed != nil {
+		d.a.cfg.Removed(d.id)
 	}
 	d.mu.Lock()
 	ports := slices.Collect(maps.Values(d.ports))

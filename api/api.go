@@ -115,6 +115,10 @@ type Service struct {
 	// Unschedulable says why replicas could not be placed, when some could not.
 	Unschedulable string  `json:"unschedulable,omitempty"`
 	Depots        []Depot `json:"depots,omitempty"`
+	// Rollout is how the rollout of the newest revision stands. Placed, Running and
+	// Ready count the replicas of the revision it drives them to (Rollout.Revision),
+	// and of revisions that differ from it only in replicas.
+	Rollout *state.Rollout `json:"rollout,omitempty"`
 }
 
 // ServiceDetail is what `describe service` shows.

@@ -19,11 +19,12 @@ type view struct {
 	services   []state.Service
 	placements []state.Placement
 	nodes      map[string]state.Node
+	revs       *state.RevisionCache
 }
 
 func (s *Server) read(filter func(*state.Placement) bool) (*view, error) {
 	st := s.b.Store()
-	v := &view{nodes: map[string]state.Node{}}
+	v := &view{nodes: map[string]state.Node{}, revs: &state.RevisionCache{Store: st}}
 	var err error
 	if v.services, err = st.Services(); err != nil {
 		return nil, err
@@ -69,12 +70,19 @@ func (v *view) service(svc state.Service, withDepots bool) api.Service {
 		Name: svc.Name, Revision: svc.Revision, AppliedBy: svc.AppliedBy, Created: svc.Created,
 		Updated: svc.Updated, Desired: svc.Spec.Spec.Replicas, Spec: svc.Spec, Unschedulable: svc.Unschedulable,
 	}
+	ro := svc.CurrentRollout()
+	out.Rollout = &ro
+	if ro.Revision != svc.Revision {
+		if r, err := v.revs.Revision(svc.Name, ro.Revision); err == nil {
+			out.Desired = r.Spec.Spec.Replicas
+		}
+	}
 	for _, p := range v.placements {
 		if p.Service != svc.Name {
 			continue
 		}
 		d := v.depot(p)
-		if p.Revision == svc.Revision {
+		if v.revs.Equivalent(svc.Name, p.Revision, ro.Revision) {
 			out.Placed++
 			switch d.Status.State {
 			case ledger.DepotRunning, ledger.DepotReady:
@@ -306,6 +314,9 @@ func (s *Server) summarize(b *ledger.Block) api.BlockSummary {
 
 // txSummary says in one line what a transaction does.
 func txSummary(t *ledger.Tx) string {
+	if s, ok := rolloutSummary(t); ok {
+		return s
+	}
 	switch t.Type {
 	case ledger.TxGenesis:
 		var g ledger.Genesis
@@ -315,6 +326,9 @@ func txSummary(t *ledger.Tx) string {
 	case ledger.TxServiceApply:
 		var p ledger.ServiceApply
 		if t.Decode(&p) == nil && p.Service != nil {
+			if p.Cause != "" {
+				return fmt.Sprintf("apply service %s (%d replicas): %s", p.Service.Metadata.Name, p.Service.Spec.Replicas, p.Cause)
+			}
 			return fmt.Sprintf("apply service %s (%d replicas)", p.Service.Metadata.Name, p.Service.Spec.Replicas)
 		}
 	case ledger.TxServiceDelete:

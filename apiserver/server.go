@@ -96,6 +96,7 @@ func (s *Server) routes() {
 	s.imageRoutes(h)
 	h("POST /v1/node/rotate-keys", s.rotateKeys)
 	h("GET /v1/audit", s.audit)
+	s.secretRoutes(h)
 	s.mux.Handle("/", s.auth(errorHandler(s.log, s.noRoute)))
 }
 

@@ -30,8 +30,10 @@ signed with your operator key and sent to the node as one batch of transactions.
 
 Each service prints "service/NAME created", "configured" (a new revision) or
 "unchanged", with its revision. With --wait, qnet follows the rollout until every
-replica of every service is ready, and fails with the reason (unschedulable, failing
-depots) when that does not happen within --timeout.`,
+replica of every service is ready, printing a line each time the rollout moves, and
+fails with the reason when it does not complete within --timeout: unschedulable
+replicas, failing depots, a rollout that failed its progress deadline or was reverted
+(spec.rollout.autoRevert), or a newer revision applied meanwhile (the newest wins).`,
 		Example: `  qnet apply -f web.yaml
   qnet apply -f ./manifests/ --wait --timeout 5m`,
 		Args: exactArgs(),
@@ -90,7 +92,7 @@ func waitServices(ctx context.Context, cl *client.Client, w io.Writer, results [
 		}
 		var last *api.ServiceDetail
 		lastLine := ""
-		err := cl.WaitReady(ctx, r.Name, func(d *api.ServiceDetail) {
+		err := cl.WaitRollout(ctx, r.Name, r.Revision, func(d *api.ServiceDetail) {
 			last = d
 			if line := progressLine(d); line != lastLine {
 				fmt.Fprintln(w, line)
@@ -119,6 +121,9 @@ func progressLine(d *api.ServiceDetail) string {
 		d.Name, d.Ready, d.Desired, d.Placed, d.Desired, d.Running, d.Revision)
 	if old := len(d.Depots) - d.Placed; old > 0 {
 		s += fmt.Sprintf(", %d old replica(s) to replace", old)
+	}
+	if ro := rolloutProgress(d); ro != "" {
+		s += "; rollout: " + ro
 	}
 	if d.Unschedulable != "" {
 		s += "; unschedulable: " + oneLine(d.Unschedulable)

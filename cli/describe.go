@@ -95,6 +95,9 @@ func writeServiceDetail(w io.Writer, d *api.ServiceDetail, now time.Time) error 
 	field("Revision", "%s", rev)
 	field("Created", "%s", timestamp(d.Created, now))
 	field("Replicas", "%d desired, %d up-to-date, %d running, %d ready", d.Desired, d.Placed, d.Running, d.Ready)
+	if ro := rolloutProgress(d); ro != "" {
+		field("Rollout", "%s (qnet rollout status %s)", ro, d.Name)
+	}
 	if d.Unschedulable != "" {
 		field("Unschedulable", "%s", oneLine(d.Unschedulable))
 	}

@@ -87,8 +87,9 @@ file (--config, default ~/.qnet/config.yaml); qnet init and qnet dev write one.`
 		}
 	}
 	add("node", a.initCmd(), a.agentCmd(), a.devCmd(), a.testnetCmd())
-	add("operate", a.applyCmd(), a.getCmd(), a.describeCmd(), a.logsCmd(), a.deleteCmd(),
-		a.eventsCmd(), a.ledgerCmd(), a.manifestCmd(), a.tokenCmd(), a.nodeCmd(), a.depotCmd(), a.auditCmd())
+	add("operate", a.applyCmd(), a.diffCmd(), a.rolloutCmd(), a.getCmd(), a.describeCmd(), a.logsCmd(), a.deleteCmd(),
+		a.eventsCmd(), a.ledgerCmd(), a.manifestCmd(), a.tokenCmd(), a.nodeCmd(), a.depotCmd(), a.auditCmd(),
+		a.secretCmd(), a.configCmd())
 	add("other", a.contextCmd(), a.versionCmd(), a.completionCmd(root))
 	root.AddCommand(a.shimCmd(), a.ociRunCmd(), a.wasmShimCmd(), a.exampleHelloCmd())
 

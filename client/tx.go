@@ -90,6 +90,7 @@ func (c *Client) Apply(ctx context.Context, svcs []*manifest.Service) ([]ApplyRe
 		before[s.Name] = s.Revision
 	}
 	txs := make([]*ledger.Tx, len(svcs))
+	var inputs inputNames
 	for i, s := range svcs {
 		if err := c.resolveDepots(ctx, s); err != nil {
 			return nil, fmt.Errorf("service %s: %w", s.Metadata.Name, err)
@@ -97,6 +98,9 @@ func (c *Client) Apply(ctx context.Context, svcs []*manifest.Service) ([]ApplyRe
 		s.Default()
 		if errs := s.Validate(); len(errs) > 0 {
 			return nil, fmt.Errorf("service %s: %w", s.Metadata.Name, errs)
+		}
+		if err := c.checkInputs(ctx, s, &inputs); err != nil {
+			return nil, fmt.Errorf("service %s: %w", s.Metadata.Name, err)
 		}
 		if txs[i], err = c.Sign(ctx, ledger.TxServiceApply, ledger.ServiceApply{Service: s}); err != nil {
 			return nil, err

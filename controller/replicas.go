@@ -6,10 +6,10 @@ package controller
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"qnet.dev/qnet/ledger"
 	"qnet.dev/qnet/scheduler"
@@ -18,28 +18,54 @@ import (
 
 // ReplicaInput is what the replica reconciler decides from.
 type ReplicaInput struct {
+	// Services are the services on the ledger. The Spec of each must be the spec of the
+	// revision its replicas are driven to (state.Service.RunRevision): the runner puts
+	// the stable revision's spec in place when a failed rollout was reverted.
 	Services   []state.Service
 	Placements []state.Placement
 	// Nodes are the nodes on the ledger, with Alive saying whether each is up now.
 	Nodes []scheduler.Node
 	// NewID names a new depot of a service; it must not repeat.
 	NewID func(service string) string
+	// Now is the time canary windows and progress deadlines are measured against; the
+	// zero time lets neither pass.
+	Now time.Time
+	// Equivalent reports whether revision rev of service runs the same thing as
+	// revision target: their specs differ in nothing but replicas and rollout, so a
+	// change of the replica count alone does not replace running replicas. Nil means
+	// only a revision is equivalent to itself.
+	Equivalent func(service string, rev, target uint64) bool
 }
 
-// Replicas decides the placement changes that give every service its desired number of
-// replicas at its current revision, on live nodes: placements of services that are gone,
-// of older revisions, on nodes that are gone or not alive, or in excess are removed;
-// missing replicas (a dead node's among them, in the slots they held) are placed by the
-// scheduler, as each service's placement spec says, in the same set. It returns an empty
-// set when nothing is to change.
+// Decision is what one pass of the replica reconciler decided: the placements to change
+// and the rollouts whose phase ends (complete, failed or reverted).
+type Decision struct {
+	Set      ledger.PlacementSet
+	Rollouts []ledger.RolloutStatus
+}
+
+// Replicas is Reconcile without the rollout reports: the placement changes only.
+func Replicas(in ReplicaInput) ledger.PlacementSet { return Reconcile(in).Set }
+
+// Reconcile decides the placement changes that give every service its desired number
+// of replicas at the revision it is driven to, on live nodes, and how its rollout
+// stands. Placements of services that are gone, or on nodes that are gone or not alive,
+// are removed at once. Placements of another revision are replaced by a rolling update
+// (see planService): new replicas are added up to replicas+maxSurge, and old ones are
+// removed only while replicas-maxUnavailable stay ready. Missing replicas are placed by
+// the scheduler, as each service's placement spec says, in the same set. The set is
+// empty when nothing is to change.
 //
 // It is called on every change of the state, so it costs one pass over the placements
 // and one scheduler view for all services: O(placements + services x nodes they may use).
-func Replicas(in ReplicaInput) ledger.PlacementSet {
-	var set ledger.PlacementSet
+func Reconcile(in ReplicaInput) Decision {
+	var d Decision
+	set := &d.Set
 	services := make(map[string]*state.Service, len(in.Services))
+	run := make(map[string]uint64, len(in.Services))
 	for i := range in.Services {
 		services[in.Services[i].Name] = &in.Services[i]
+		run[in.Services[i].Name] = in.Services[i].RunRevision()
 	}
 	alive := make(map[string]bool, len(in.Nodes))
 	for _, n := range in.Nodes {
@@ -48,7 +74,15 @@ func Replicas(in ReplicaInput) ledger.PlacementSet {
 		}
 	}
 
-	byService := make(map[string][]*state.Placement, len(services))
+	groups := make(map[string]*serviceGroup, len(services))
+	group := func(name string) *serviceGroup {
+		g, ok := groups[name]
+		if !ok {
+			g = &serviceGroup{}
+			groups[name] = g
+		}
+		return g
+	}
 	var why reasons
 	remove := func(cause, id string) {
 		set.Remove = append(set.Remove, id)
@@ -56,22 +90,24 @@ func Replicas(in ReplicaInput) ledger.PlacementSet {
 	}
 	for i := range in.Placements {
 		p := &in.Placements[i]
-		svc, ok := services[p.Service]
-		if !ok {
+		if _, ok := services[p.Service]; !ok {
 			remove(fmt.Sprintf("service %s was deleted:", p.Service), p.ID)
 			continue
 		}
-		if p.Revision != svc.Revision {
-			remove(fmt.Sprintf("%s revision %d replaces", p.Service, svc.Revision), p.ID)
-			continue
-		}
+		g := group(p.Service)
 		switch up, known := alive[p.Node]; {
 		case !known:
 			remove(fmt.Sprintf("node %s is gone:", p.Node), p.ID)
+			g.dead = append(g.dead, p)
 		case !up:
 			remove(fmt.Sprintf("node %s is not alive:", p.Node), p.ID)
+			g.dead = append(g.dead, p)
 		default:
-			byService[p.Service] = append(byService[p.Service], p)
+			if r := run[p.Service]; p.Revision == r || (in.Equivalent != nil && in.Equivalent(p.Service, p.Revision, r)) {
+				g.cur = append(g.cur, p)
+			} else {
+				g.old = append(g.old, p)
+			}
 		}
 	}
 
@@ -81,64 +117,46 @@ func Replicas(in ReplicaInput) ledger.PlacementSet {
 	}
 	sort.Strings(names)
 
-	// Excess replicas go first, so their resources are free for others' placements; what
+	// Removals go first, so their resources are free for others' placements; what
 	// stays is reserved in one scheduler view shared by every service's placement.
 	sched := scheduler.New(in.Nodes)
+	plans := make(map[string]servicePlan, len(names))
 	for _, name := range names {
 		svc := services[name]
-		ps := byService[name]
-		bySlot := func(a, b *state.Placement) int {
-			if a.Slot != b.Slot {
-				return a.Slot - b.Slot
-			}
-			return strings.Compare(a.ID, b.ID)
-		}
-		if !slices.IsSortedFunc(ps, bySlot) {
-			slices.SortFunc(ps, bySlot)
-		}
-		desired := svc.Spec.Spec.Replicas
-		if len(ps) > desired {
-			for _, p := range ps[desired:] {
-				remove(fmt.Sprintf("%s scaled down to %d:", name, desired), p.ID)
-			}
-			ps = ps[:desired]
-			byService[name] = ps
+		plan := planService(svc, group(name), in.Now)
+		plans[name] = plan
+		for _, r := range plan.remove {
+			remove(r.cause, r.id)
 		}
 		res := reserve(svc, "", "")
-		for _, p := range ps {
+		for _, p := range plan.keep {
 			res.Node = p.Node
 			sched.Reserve(res)
+		}
+		if plan.status != nil {
+			d.Rollouts = append(d.Rollouts, *plan.status)
 		}
 	}
 
 	unsched := map[string]string{}
 	for _, name := range names {
 		svc := services[name]
-		ps := byService[name]
-		missing := svc.Spec.Spec.Replicas - len(ps)
+		plan := plans[name]
 		reason := ""
-		if missing > 0 {
+		for _, want := range plan.add {
 			res := reserve(svc, "", "")
-			plan := sched.Place(scheduler.Request{
-				Service: name, Count: missing, CPU: res.CPU, Memory: res.Memory, HostPorts: res.HostPorts,
+			sp := scheduler.Request{
+				Service: name, Count: len(want.slots), CPU: res.CPU, Memory: res.Memory, HostPorts: res.HostPorts,
 				Placement: svc.Spec.Spec.Placement,
-			})
-			used := make(map[int]bool, len(ps))
-			for _, p := range ps {
-				used[p.Slot] = true
 			}
-			slot := 0
-			for _, node := range plan.Nodes {
-				for used[slot] {
-					slot++
-				}
-				used[slot] = true
+			placed := sched.Place(sp)
+			for i, node := range placed.Nodes {
 				id := in.NewID(name)
-				set.Add = append(set.Add, ledger.Placement{ID: id, Service: name, Revision: svc.Revision, Node: node, Slot: slot})
+				set.Add = append(set.Add, ledger.Placement{ID: id, Service: name, Revision: want.revision, Node: node, Slot: want.slots[i]})
 				why.add(fmt.Sprintf("new replicas of %s:", name), id)
 			}
-			if plan.Unplaced > 0 {
-				reason = fmt.Sprintf("%d of %d replicas unplaced: %s", plan.Unplaced, svc.Spec.Spec.Replicas, plan.Reason)
+			if placed.Unplaced > 0 && reason == "" {
+				reason = fmt.Sprintf("%d of %d replicas unplaced: %s", placed.Unplaced, svc.Spec.Spec.Replicas, placed.Reason)
 			}
 		}
 		if reason != svc.Unschedulable {
@@ -149,7 +167,7 @@ func Replicas(in ReplicaInput) ledger.PlacementSet {
 		set.Unschedulable = unsched
 	}
 	set.Reason = why.String()
-	return set
+	return d
 }
 
 // reasons gathers why depots are removed and placed, grouped by cause, so a set reads

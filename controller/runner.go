@@ -34,7 +34,13 @@ type Runner struct {
 	// MaxSetBytes bounds the JSON of one proposed placement set; a larger decision is
 	// proposed as several sets, in order (see SplitSet). Zero means DefaultMaxSetBytes.
 	MaxSetBytes int
-	Log         *slog.Logger
+	// ProposeRollout signs and submits a rollout status report (complete, failed,
+	// reverted), returning once it is committed; nil leaves rollouts progressing.
+	ProposeRollout func(ctx context.Context, st ledger.RolloutStatus) error
+	// Now is the clock canary windows and progress deadlines are read from; nil means
+	// time.Now. Tests set a fake one.
+	Now func() time.Time
+	Log *slog.Logger
 }
 
 // DefaultMaxSetBytes keeps a placement set well inside one transaction's payload
@@ -92,7 +98,23 @@ func (r *Runner) Once(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	in := ReplicaInput{Services: services, Placements: placements, NewID: r.NewID}
+	revs := state.RevisionCache{Store: r.Store}
+	// A reverted service runs its stable revision: the reconciler decides from its spec.
+	for i := range services {
+		svc := &services[i]
+		if run := svc.RunRevision(); run != svc.Revision {
+			rev, err := revs.Revision(svc.Name, run)
+			if err != nil {
+				return err
+			}
+			svc.Spec = rev.Spec
+		}
+	}
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	in := ReplicaInput{Services: services, Placements: placements, NewID: r.NewID, Now: now(), Equivalent: revs.Equivalent}
 	if in.NewID == nil {
 		in.NewID = NewDepotID
 	}
@@ -100,7 +122,23 @@ func (r *Runner) Once(ctx context.Context) error {
 	for _, n := range nodes {
 		in.Nodes = append(in.Nodes, SchedulerNode(n, r.Alive == nil || r.Alive(n.ID)))
 	}
-	set := Replicas(in)
+	d := Reconcile(in)
+	if err := r.proposeSet(ctx, d.Set); err != nil {
+		return err
+	}
+	if r.ProposeRollout == nil {
+		return nil
+	}
+	for _, st := range d.Rollouts {
+		if err := r.ProposeRollout(ctx, st); err != nil {
+			return fmt.Errorf("propose rollout status of %s revision %d (%s): %w", st.Service, st.Revision, st.Phase, err)
+		}
+		r.Log.Info("rollout "+string(st.Phase), "service", st.Service, "revision", st.Revision, "message", st.Message)
+	}
+	return nil
+}
+
+func (r *Runner) proposeSet(ctx context.Context, set ledger.PlacementSet) error {
 	if Empty(set) {
 		return nil
 	}

@@ -76,6 +76,14 @@ var roles = map[TxType][]Role{
 	TxNodeRotate:    {RoleNode},
 	TxValidators:    {RoleNode},
 	TxReceipts:      {RoleNode},
+	TxRolloutStatus: {RoleNode},
+	TxRolloutPause:  {RoleOperator},
+	TxRolloutResume: {RoleOperator},
+	TxSecretKey:     {RoleNode},
+	TxSecretPut:     {RoleOperator},
+	TxSecretRemove:  {RoleOperator},
+	TxConfigPut:     {RoleOperator},
+	TxConfigRemove:  {RoleOperator},
 }
 
 // KnownType reports whether t is a transaction type this version understands.

@@ -45,6 +45,9 @@ type NodeInfo struct {
 // ServiceApply creates a service or changes it (a new revision when the spec changed).
 type ServiceApply struct {
 	Service *manifest.Service `json:"service"`
+	// Cause, optional, says why the operator applied it ("undo to revision 2",
+	// "raise the cache size"); qnet rollout history shows it.
+	Cause string `json:"cause,omitempty"`
 }
 
 // ServiceDelete removes a service and, through placement, all its depots.

@@ -846,10 +846,10 @@ func (d *docDecoder) metadata(n ast.Node, path string, m *Metadata) {
 }
 
 // notYetSpec is the message for spec fields of the design that qnet/v1 does not take yet.
-const notYetSpec = "is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows and ingress"
+const notYetSpec = "is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows, ingress, secrets, configs and rollout"
 
 func (d *docDecoder) spec(n ast.Node, path string, sp *Spec) {
-	d.object(n, path, "a mapping with depot, replicas, resources, ports, env, health, restart, placement, flows and ingress", []field{
+	d.object(n, path, "a mapping with depot, replicas, resources, ports, env, health, restart, placement, flows, ingress, secrets, configs and rollout", []field{
 		{name: "depot", dec: func(n ast.Node, p string) { d.depot(n, p, &sp.Depot) }},
 		{name: "replicas", dec: func(n ast.Node, p string) {
 			d.integer(n, p, fmt.Sprintf("an integer between 0 and %d", maxReplicas), &sp.Replicas)
@@ -870,8 +870,9 @@ func (d *docDecoder) spec(n ast.Node, path string, sp *Spec) {
 		{name: "flows", dec: func(n ast.Node, p string) { sp.Flows = d.flows(n, p) }},
 		{name: "ingress", dec: func(n ast.Node, p string) { sp.Ingress = d.ingress(n, p) }},
 		{name: "autoscale", notYet: notYetSpec},
-		{name: "secrets", notYet: notYetSpec},
-		{name: "rollout", notYet: notYetSpec},
+		{name: "secrets", dec: func(n ast.Node, p string) { sp.Secrets = d.secrets(n, p) }},
+		{name: "configs", dec: func(n ast.Node, p string) { sp.Configs = d.configs(n, p) }},
+		{name: "rollout", dec: func(n ast.Node, p string) { sp.Rollout = d.rollout(n, p) }},
 		{name: "mpi", notYet: notYetSpec},
 	})
 }

@@ -87,7 +87,7 @@ var badManifests = []struct {
 	{
 		name: "unknown spec field with a suggestion",
 		yaml: withSpec("  replica: 3"),
-		want: []string{"web.yaml:8:3: spec.replica: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows and ingress"},
+		want: []string{"web.yaml:8:3: spec.replica: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows, ingress, secrets, configs and rollout"},
 	},
 	{
 		name: "unknown metadata field",
@@ -460,8 +460,8 @@ var badManifests = []struct {
 	},
 	{
 		name: "planned field not supported yet",
-		yaml: withSpec("  rollout: {maxSurge: 1}"),
-		want: []string{"web.yaml:8:3: spec.rollout: is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows and ingress"},
+		yaml: withSpec("  mpi: {ranks: 8}"),
+		want: []string{"web.yaml:8:3: spec.mpi: is not supported yet in qnet/v1; valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows, ingress, secrets, configs and rollout"},
 	},
 	{
 		name: "placement: unknown strategy, bad spreadBy",

@@ -91,6 +91,9 @@ func (s *Service) Default() {
 	if sp.Flows != nil && sp.Flows.Allow == nil {
 		sp.Flows.Allow = []string{}
 	}
+	if sp.Rollout != nil {
+		sp.Rollout.defaults()
+	}
 	if in := sp.Ingress; in != nil {
 		if in.Port == "" {
 			in.Port = firstExposed(sp.Ports)
@@ -180,6 +183,7 @@ func (s *Service) clone() *Service {
 		ci.SchemaJSON = slices.Clone(in.SchemaJSON)
 		c.Spec.Ingress = &ci
 	}
+	c.Spec.Rollout = s.Spec.Rollout.clone()
 	return &c
 }
 

@@ -43,7 +43,7 @@ spec:
 	// web 1 250m 64Mi
 	// /healthz http 10s 1s
 	// web.yaml:3:18: metadata.name: must be a DNS label (1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'), got "Web"
-	// web.yaml:6:3: spec.replica: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows and ingress
+	// web.yaml:6:3: spec.replica: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows, ingress, secrets, configs and rollout
 	// web.yaml:9:13: spec.ports[0].port: must be between 1 and 65535, got 70000
 }
 

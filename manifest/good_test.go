@@ -407,7 +407,7 @@ func TestDecodeJSONStrict(t *testing.T) {
 	}
 	tests := []struct{ in, want string }{
 		{`{"apiVersion":"qnet/v1","kind":"Service","metadata":{"name":"web"},"spec":{"depot":{"exec":{"command":"web"}},"Replicas":2}}`,
-			"1:111: spec.Replicas: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows and ingress"},
+			"1:111: spec.Replicas: unknown field (did you mean replicas?); valid fields are depot, replicas, resources, ports, env, health, restart, placement, flows, ingress, secrets, configs and rollout"},
 		{`{"apiVersion":"qnet/v1","apiVersion":"qnet/v1"}`, `1:25: invalid JSON: mapping key "apiVersion" already defined at [1:2]`},
 		{`{"apiVersion": "qnet/v1",`, "1:25: invalid JSON: unexpected end of JSON input; want one JSON object holding a Service manifest"},
 		{"apiVersion: qnet/v1\n", "1:1: invalid JSON: invalid character 'a' looking for beginning of value; want one JSON object holding a Service manifest"},

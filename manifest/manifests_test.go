@@ -247,6 +247,16 @@ spec:
   ingress: {schemaJSON: true, rateLimit: 5/h, burst: 1}
 `
 
+// goodRollout is a manifest with every rollout field.
+const goodRollout = `apiVersion: qnet/v1
+kind: Service
+metadata: {name: web}
+spec:
+  depot: {exec: web}
+  replicas: 8
+  rollout: {maxSurge: 25%, maxUnavailable: 1, canary: 2, canaryWindow: 1m, progressDeadline: 10m, autoRevert: true}
+`
+
 // goodManifests returns every good manifest of the tests by name, with the example of
 // the repository.
 func goodManifests(t testing.TB) map[string]string {
@@ -265,6 +275,7 @@ func goodManifests(t testing.TB) map[string]string {
 		"images.yaml":  goodImageShort,
 		"wasm.yaml":    goodWasm,
 		"ingress.yaml": goodIngress,
+		"rollout.yaml": goodRollout,
 		"hello.yaml":   string(hello),
 		"bom.yaml":     "\xef\xbb\xbf" + goodMinimal,
 		"crlf.yaml":    strings.ReplaceAll(goodMinimal, "\n", "\r\n"),

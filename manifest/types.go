@@ -52,6 +52,13 @@ type Spec struct {
 	// network to one exposed port: a rate limit, a body size limit and a JSON Schema the
 	// bodies must match. Without it, exposed ports are reached without these checks.
 	Ingress *Ingress `json:"ingress,omitempty"`
+	// Rollout says how a new revision replaces the running one; nil rolls out with
+	// DefaultRollout (see RolloutPolicy).
+	Rollout *Rollout `json:"rollout,omitempty"`
+	// Secrets are the secrets the replicas get, as environment variables or files.
+	Secrets []SecretRef `json:"secrets,omitempty"`
+	// Configs are the configuration files the replicas get.
+	Configs []ConfigRef `json:"configs,omitempty"`
 }
 
 // Depot says what runs. Exactly one kind is set.

@@ -143,6 +143,8 @@ func (v *validator) spec(sp *Spec) {
 	v.placement(&sp.Placement)
 	v.flows(sp.Flows)
 	v.ingress(sp.Ingress, sp.Ports)
+	v.rollout(sp.Rollout, sp.Replicas)
+	v.inputs(sp)
 }
 
 func (v *validator) depot(d *Depot) {

@@ -116,6 +116,9 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if _, err := st.ApplyBlock(data, 0); err != nil {
 		return nil, fmt.Errorf("init: apply genesis: %w", err)
 	}
+	if err := initSecretKey(st, gb.Hash, nodeKey, time.Now()); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
 	return &InitResult{NodeID: info.ID, NetworkID: gb.Hash, Token: token, OperatorKey: opPath}, nil
 }
 

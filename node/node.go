@@ -149,6 +149,8 @@ type Node struct {
 	wasm     *wasm.Driver
 	// rotateMu serialises key rotations.
 	rotateMu sync.Mutex
+	// secrets holds the network key (on validators) and the depots' secret mounts.
+	secrets *secrets
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -378,6 +380,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	ac.Prepare = n.prepareDepot
 	ac.Ready = n.caughtUp
 	ac.DNS = n.DNSAddr
+	n.initSecrets(&ac)
 	if n.agent, err = agent.New(ac); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
@@ -403,12 +406,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})
-	runner := &controller.Runner{Store: n.store, IsLeader: n.ord.IsLeader, Alive: n.Alive, Propose: n.proposePlacements, Log: n.log, Settle: 5 * time.Millisecond}
+	runner := &controller.Runner{Store: n.store, IsLeader: n.ord.IsLeader, Alive: n.Alive, Propose: n.proposePlacements, Log: n.log, Settle: 5 * time.Millisecond,
+		ProposeRollout: func(ctx context.Context, st ledger.RolloutStatus) error {
+			return n.propose(ctx, ledger.TxRolloutStatus, st)
+		}}
 	n.wg.Go(func() { runner.Run(rctx) })
 	n.wg.Go(func() { n.member.run(rctx) })
 	n.wg.Go(func() { n.watchRevocations(rctx) })
 	n.wg.Go(func() { n.keepGossiping(rctx) })
 	n.wg.Go(func() { n.collectDepots(rctx) })
+	n.wg.Go(func() { n.keepNetworkKey(rctx) })
 	n.wg.Go(func() {
 		if err := n.agent.Run(rctx); err != nil {
 			n.log.Error("agent stopped", "err", err)

@@ -304,6 +304,12 @@ func (a *applier) apply(t *ledger.Tx) error {
 	if err := ledger.ApplyRegistry(a.view, t, a.block.Time); err != nil {
 		return err
 	}
+	if ok, err := a.applyInputs(t); ok {
+		return err
+	}
+	if ok, err := a.applyRollout(t); ok {
+		return err
+	}
 	switch t.Type {
 	case ledger.TxGenesis:
 		return a.genesis(t)
@@ -463,6 +469,13 @@ func (a *applier) serviceApply(t *ledger.Tx) error {
 		TxID: t.ID(), Height: a.block.Height, Created: cur.Created, Updated: a.block.Time,
 		Unschedulable: cur.Unschedulable, VIP: cur.VIP,
 	}
+	var prev *Rollout
+	if exists {
+		r := cur.CurrentRollout()
+		prev = &r
+	}
+	ro := nextRollout(prev, next.Revision, a.block.Time)
+	next.Rollout = &ro
 	if !exists {
 		next.Created = a.block.Time
 	}
@@ -477,10 +490,13 @@ func (a *applier) serviceApply(t *ledger.Tx) error {
 		return err
 	}
 	rev := Revision{Service: next.Name, Revision: next.Revision, Spec: svc, AppliedBy: op, TxID: t.ID(), Height: a.block.Height, At: a.block.Time}
+	rev.Cause = p.Cause
+	rev.Inputs = inputsOf(a.view, &svc.Spec)
 	if err := putJSON(a.bucket(bucketRevisions), revisionKey(next.Name, next.Revision), rev); err != nil {
 		return err
 	}
 	a.event("service.applied", next.Name, "", "", fmt.Sprintf("revision %d of %s applied by %s", next.Revision, next.Name, op))
+	a.rolloutStarted(next.Name, prev, ro)
 	return nil
 }
 
@@ -510,6 +526,9 @@ func checkServiceApply(v chainView, p *ledger.ServiceApply) error {
 	t, _ := v.tip()
 	if n := p.Service.Metadata.Network; n != "" && n != t.Name {
 		return fmt.Errorf("manifest is for network %q, this network is %q", n, t.Name)
+	}
+	if err := checkInputsExist(v, p.Service); err != nil {
+		return err
 	}
 	return nil
 }
@@ -726,6 +745,11 @@ func precheck(v chainView, t *ledger.Tx) error {
 		}
 		info, _, _ := v.Key(t.Signer)
 		return checkPlacement(v, info, &p)
+	case ledger.TxSecretKey, ledger.TxSecretPut, ledger.TxSecretRemove, ledger.TxConfigPut, ledger.TxConfigRemove:
+		return precheckInputs(v, t)
+	}
+	if ok, err := precheckRollout(v, t); ok {
+		return err
 	}
 	return nil
 }

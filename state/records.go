@@ -23,6 +23,8 @@ type Service struct {
 	// VIP is the service's stable address, the same on every node, from its creation
 	// to its deletion (see VIPPrefix).
 	VIP string `json:"vip,omitempty"`
+	// Rollout is how the rollout of the newest revision stands (see CurrentRollout).
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // Revision is one immutable revision of a service.
@@ -34,6 +36,10 @@ type Revision struct {
 	TxID      ledger.Hash       `json:"txId"`
 	Height    uint64            `json:"height"`
 	At        time.Time         `json:"at"`
+	// Cause is why the operator applied it, when they said (ledger.ServiceApply.Cause).
+	Cause string `json:"cause,omitempty"`
+	// Inputs are the versions of the secrets and configs the revision was made with.
+	Inputs *Inputs `json:"inputs,omitempty"`
 }
 
 // Placement is a depot placed on a node, with the last status the node reported.

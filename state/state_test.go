@@ -142,7 +142,8 @@ func TestServiceLifecycle(t *testing.T) {
 	for _, e := range events {
 		kinds = append(kinds, e.Kind)
 	}
-	want := "service.applied service.applied placement.added depot.ready service.deleted tx.failed"
+	// Revision 2 came before revision 1 had rolled out: it supersedes that rollout.
+	want := "service.applied service.applied rollout.superseded placement.added depot.ready service.deleted tx.failed"
 	if strings.Join(kinds, " ") != want {
 		t.Fatalf("events %v\nwant %s", kinds, want)
 	}
