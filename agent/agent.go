@@ -60,6 +60,11 @@ type Config struct {
 	ReportInterval time.Duration
 	// StopGrace is how long a depot has to exit after SIGTERM before SIGKILL.
 	StopGrace time.Duration
+	// DrainDelay is how long a ready depot whose placement was removed keeps running
+	// before it is sent SIGTERM: every node's proxy stops choosing it at the block that
+	// removed it, and connections already on their way get this long to arrive (as a
+	// Kubernetes preStop sleep does for endpoints). 0 stops it at once.
+	DrainDelay time.Duration
 	// ResetBackoffAfter is how long a depot must run for its restart backoff to reset.
 	ResetBackoffAfter time.Duration
 	Log               *slog.Logger
@@ -71,6 +76,7 @@ func DefaultConfig() Config {
 		Host:              "127.0.0.1",
 		ReportInterval:    20 * time.Millisecond,
 		StopGrace:         5 * time.Second,
+		DrainDelay:        500 * time.Millisecond,
 		ResetBackoffAfter: 30 * time.Second,
 		Log:               slog.Default(),
 	}

@@ -207,6 +207,11 @@ func (d *depot) finish(ctx context.Context, h driver.Handle) {
 	if errors.Is(context.Cause(ctx), errDetach) {
 		return
 	}
+	if h != nil && d.a.cfg.DrainDelay > 0 && errors.Is(context.Cause(ctx), errRemoved) && d.snapshot().Ready {
+		d.set(func(st *ledger.DepotStatus) { st.Ready, st.Reason = false, "draining before stop" })
+		t := time.NewTimer(d.a.cfg.DrainDelay)
+		<-t.C
+	}
 	d.cleanup(context.Background(), h)
 }
 

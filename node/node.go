@@ -349,6 +349,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Agent.StopGrace != 0 {
 		ac.StopGrace = cfg.Agent.StopGrace
 	}
+	if cfg.Agent.DrainDelay != 0 {
+		ac.DrainDelay = cfg.Agent.DrainDelay
+	}
 	ac.NodeID, ac.Store, ac.Host, ac.PathDirs, ac.Log = n.id, n.store, cfg.Host, pathDirs, n.log
 	ac.Drivers = map[string]driver.Driver{manifest.DepotExec: drv}
 	// Containers need runc and root; a node without them runs exec and wasm depots, and

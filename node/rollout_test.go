@@ -3,6 +3,8 @@ package node_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -78,6 +80,11 @@ func TestRollingUpdate(t *testing.T) {
 		t.Fatalf("revision 1: %v", err)
 	}
 
+	// A client hits the service through the node's proxy all along, a new connection
+	// per request: not one request may fail through the three rollouts.
+	loop := startClientLoop(t, n)
+	defer loop.stop()
+
 	w, stop := watchReady(t, n.Store(), "hello")
 	rev2 := apply(helloRollout(t, "2", "", good))
 	if rev2 != 2 {
@@ -150,4 +157,66 @@ func TestRollingUpdate(t *testing.T) {
 	if _, _, err := n.Client.Undo(ctx, "hello", 9); !errors.Is(err, client.ErrNoRevision) {
 		t.Fatalf("undo to a revision that does not exist: %v", err)
 	}
+	ok2, failed := loop.stop()
+	if len(failed) > 0 || ok2 < 50 {
+		t.Fatalf("through the proxy during the rollouts: %d requests answered, %d failed: %v", ok2, len(failed), failed)
+	}
+	t.Logf("%d requests through the proxy during the rollouts, none failed", ok2)
+}
+
+// clientLoop sends requests to a service's stable address until stopped.
+type clientLoop struct {
+	done   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	ok     int
+	failed []string
+}
+
+func startClientLoop(t *testing.T, n *qnettest.Node) *clientLoop {
+	t.Helper()
+	var addr string
+	qnettest.WaitFor(t, 10*time.Second, "the proxy to listen for hello", func() bool {
+		a, ok := n.Proxy().Addr("hello", "http")
+		addr = a
+		return ok
+	})
+	l := &clientLoop{done: make(chan struct{})}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	l.wg.Go(func() {
+		tick := time.NewTicker(20 * time.Millisecond) // the client's pace, not a wait for an event
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.done:
+				return
+			case <-tick.C:
+			}
+			resp, err := hc.Get("http://" + addr + "/")
+			l.mu.Lock()
+			switch {
+			case err != nil:
+				l.failed = append(l.failed, err.Error())
+			case resp.StatusCode != 200:
+				l.failed = append(l.failed, resp.Status)
+			default:
+				l.ok++
+			}
+			l.mu.Unlock()
+			if resp != nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	})
+	return l
+}
+
+func (l *clientLoop) stop() (int, []string) {
+	l.once.Do(func() { close(l.done) })
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok, l.failed
 }
