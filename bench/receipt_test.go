@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -68,4 +69,80 @@ func BenchmarkReceiptCost(b *testing.B) {
 	b.ReportMetric(mbps(throughputBytes, metered/time.Duration(b.N)), "receipts-MB/s")
 	b.ReportMetric(100*(1-float64(raw)/float64(metered)), "cost-%")
 	b.ReportMetric(float64(finish.Microseconds())/float64(flows)/1000, "cosign-ms/flow")
+}
+
+// BenchmarkReceiptCostRequests measures the cost of receipts on the request path: a
+// client and a server exchange small requests (64 B) and responses (1 KiB) over one
+// long-lived tunnel stream, as a keep-alive HTTP connection through the proxy does,
+// as they are and inside the receipt frame layer, in turns of 2,000 round trips.
+//
+//	go test -run '^$' -bench BenchmarkReceiptCostRequests -benchtime 3x ./bench
+func BenchmarkReceiptCostRequests(b *testing.B) {
+	dcfg, lcfg := tunnelNodes(b)
+	w, r, _, _ := streamPair(b, dcfg, lcfg)
+	mw, mr, _, _ := streamPair(b, dcfg, lcfg)
+	dialCfg := receipt.Config{Self: dcfg.Key.ID(), Key: dcfg.Key, Peer: lcfg.Key.ID(), PeerKey: lcfg.Key.Public()}
+	accCfg := receipt.Config{Self: lcfg.Key.ID(), Key: lcfg.Key, Peer: dcfg.Key.ID(), PeerKey: dcfg.Key.Public()}
+	ctx := context.Background()
+	acc := make(chan *receipt.Conn, 1)
+	go func() {
+		c, err := receipt.WrapAcceptor(ctx, mr, accCfg)
+		if err != nil {
+			b.Error(err)
+		}
+		acc <- c
+	}()
+	dc, err := receipt.WrapDialer(ctx, mw, dialCfg, receipt.Target{Service: "bench", Port: "http", Depot: "bench-0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ac := <-acc
+	if ac == nil {
+		b.FailNow()
+	}
+	const rounds = 2000
+	var raw, metered time.Duration
+	for b.Loop() {
+		raw += pingPong(b, w, r, rounds)
+		metered += pingPong(b, dc, ac, rounds)
+	}
+	b.ReportMetric(float64(rounds*b.N)/raw.Seconds(), "tunnel-req/s")
+	b.ReportMetric(float64(rounds*b.N)/metered.Seconds(), "receipts-req/s")
+	b.ReportMetric(100*(1-float64(raw)/float64(metered)), "cost-%")
+}
+
+// pingPong has a server on s answer n requests of 64 bytes from c with 1 KiB each and
+// returns how long the n round trips took.
+func pingPong(b *testing.B, c, s io.ReadWriter, n int) time.Duration {
+	req, resp := make([]byte, 64), make([]byte, 1024)
+	errc := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64)
+		for range n {
+			if _, err := io.ReadFull(s, buf); err != nil {
+				errc <- err
+				return
+			}
+			if _, err := s.Write(resp); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	start := time.Now()
+	buf := make([]byte, 1024)
+	for range n {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	took := time.Since(start)
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	return took
 }
