@@ -239,6 +239,13 @@ func newFakeDriver(run func(n int) (time.Duration, driver.ExitStatus, error)) *f
 	return &fakeDriver{run: run, started: make(chan int, 100)}
 }
 
+// crashingDriver returns a fake driver whose run n (from 0) lasts runFor(n) and then
+// exits with code 1.
+func crashingDriver(runFor func(n int) time.Duration) *fakeDriver {
+	crash := driver.ExitStatus{Code: 1, Reason: "exited with code 1"}
+	return newFakeDriver(func(n int) (time.Duration, driver.ExitStatus, error) { return runFor(n), crash, nil })
+}
+
 func (f *fakeDriver) Name() string                                     { return "fake" }
 func (f *fakeDriver) Recover(context.Context) ([]driver.Handle, error) { return nil, nil }
 func (f *fakeDriver) Logs(id string) (string, string)                  { return "", "" }
@@ -319,12 +326,11 @@ func restartSpec(policy manifest.RestartPolicy) manifest.Spec {
 // run longer than ResetBackoffAfter starts the backoff over.
 func TestSupervisorBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		crash := driver.ExitStatus{Code: 1, Reason: "exited with code 1"}
-		drv := newFakeDriver(func(n int) (time.Duration, driver.ExitStatus, error) {
+		drv := crashingDriver(func(n int) time.Duration {
 			if n == 5 {
-				return time.Minute, crash, nil // long enough to reset the backoff
+				return time.Minute // long enough to reset the backoff
 			}
-			return 10 * time.Millisecond, crash, nil
+			return 10 * time.Millisecond
 		})
 		a := testAgent(t, drv)
 		a.cfg.ResetBackoffAfter = 30 * time.Second

@@ -22,12 +22,11 @@ import (
 // the hook, and that removal frees what the hook made.
 func TestInputs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		crash := driver.ExitStatus{Code: 1, Reason: "exited with code 1"}
-		drv := newFakeDriver(func(n int) (time.Duration, driver.ExitStatus, error) {
+		drv := crashingDriver(func(n int) time.Duration {
 			if n == 0 {
-				return 10 * time.Millisecond, crash, nil
+				return 10 * time.Millisecond
 			}
-			return time.Hour, crash, nil
+			return time.Hour
 		})
 		a := testAgent(t, drv)
 		var (
@@ -76,7 +75,7 @@ func TestInputs(t *testing.T) {
 
 		// A hook that fails keeps the depot from starting and says why.
 		fail = errors.New("secret db: release not authorized")
-		drv2 := newFakeDriver(func(int) (time.Duration, driver.ExitStatus, error) { return time.Hour, crash, nil })
+		drv2 := crashingDriver(func(int) time.Duration { return time.Hour })
 		a2 := testAgent(t, drv2)
 		a2.cfg.Inputs, a2.cfg.Removed = a.cfg.Inputs, a.cfg.Removed
 		d2 := testDepot(a2, spec)
@@ -92,7 +91,7 @@ func TestInputs(t *testing.T) {
 		mu.Lock()
 		calls = 0
 		mu.Unlock()
-		drv3 := newFakeDriver(func(int) (time.Duration, driver.ExitStatus, error) { return time.Hour, crash, nil })
+		drv3 := crashingDriver(func(int) time.Duration { return time.Hour })
 		a3 := testAgent(t, drv3)
 		a3.cfg.Inputs = a.cfg.Inputs
 		d3 := testDepot(a3, restartSpec(manifest.RestartAlways))

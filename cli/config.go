@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"qnet.dev/qnet/api"
+	"qnet.dev/qnet/client"
 )
 
 func (a *app) configCmd() *cobra.Command {
@@ -52,55 +55,17 @@ with ones that see the new file.`,
 	}
 	put.Flags().StringVar(&fromFile, "from-file", "", "read the configuration from FILE")
 
-	var output string
-	list := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List configurations: names, versions, sizes, who put them and when",
-		Example: `  qnet config list -o json`,
-		Args:    exactArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			infos, err := cl.Configs(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output != formatTable {
-				return writeDoc(a.stdout, output, infos)
-			}
-			now := time.Now()
-			t := newTable(a.stdout)
-			fmt.Fprintln(t, "NAME\tVERSION\tSIZE\tSHA256\tUPDATED BY\tUPDATED\tUSED BY")
-			for _, c := range infos {
-				fmt.Fprintf(t, "%s\t%d\t%d\t%.12s\t%s\t%s\t%s\n", c.Name, c.Version, c.Size, c.SHA256, c.UpdatedBy, age(c.Updated, now), orDash(strings.Join(c.UsedBy, ",")))
-			}
-			return t.Flush()
-		},
-	}
-	outputFlag(list, &output, formatTable, formatJSON, formatYAML)
+	list := inputListCmd(a, "List configurations: names, versions, sizes, who put them and when",
+		`  qnet config list -o json`,
+		(*client.Client).Configs,
+		"NAME\tVERSION\tSIZE\tSHA256\tUPDATED BY\tUPDATED\tUSED BY",
+		func(c api.ConfigInfo, now time.Time) string {
+			return fmt.Sprintf("%s\t%d\t%d\t%.12s\t%s\t%s\t%s", c.Name, c.Version, c.Size, c.SHA256, c.UpdatedBy, age(c.Updated, now), orDash(strings.Join(c.UsedBy, ",")))
+		})
 
-	rm := &cobra.Command{
-		Use:     "rm NAME",
-		Aliases: []string{"remove", "delete"},
-		Short:   "Remove a configuration that no service names",
-		Example: `  qnet config rm nginx-conf`,
-		Args:    exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			res, err := cl.RemoveConfig(cmd.Context(), args[0])
-			if err != nil {
-				return fmt.Errorf("config rm %s: %w", args[0], err)
-			}
-			fmt.Fprintf(a.stdout, "config/%s removed (block %d)\n", args[0], res.Height)
-			return nil
-		},
-	}
+	rm := a.inputRemoveCmd("config", "Remove a configuration that no service names", "",
+		`  qnet config rm nginx-conf`,
+		(*client.Client).RemoveConfig)
 	cmd.AddCommand(put, list, rm)
 	return cmd
 }

@@ -40,24 +40,33 @@ document instead.`,
   qnet describe svc hello -o yaml`,
 		Args:              exactArgs("NAME"),
 		ValidArgsFunction: a.completeServices,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			d, err := cl.Service(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output != formatText {
-				return writeDoc(a.stdout, output, d)
-			}
-			return writeServiceDetail(a.stdout, d, a.now())
-		},
+		RunE: a.showService(&output, formatText,
+			func(d *api.ServiceDetail) any { return d },
+			writeServiceDetail),
 	}
 	outputFlag(svc, &output, formatText, formatJSON, formatYAML)
 	cmd.AddCommand(svc)
 	return cmd
+}
+
+// showService is the RunE of a command that shows the service its one argument names:
+// as doc(d), in JSON or YAML, when *output names one of those, else in the format human
+// (text or table) as write renders it for people.
+func (a *app) showService(output *string, human string, doc func(*api.ServiceDetail) any, write func(io.Writer, *api.ServiceDetail, time.Time) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cl, err := a.client()
+		if err != nil {
+			return err
+		}
+		d, err := cl.Service(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if *output != human {
+			return writeDoc(a.stdout, *output, doc(d))
+		}
+		return write(a.stdout, d, a.now())
+	}
 }
 
 // writeServiceDetail renders a service for people, in sections as kubectl describe does.

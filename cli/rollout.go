@@ -51,20 +51,9 @@ revision are placed and ready.`,
   qnet rollout status web -o json`,
 		Args:              exactArgs("SERVICE"),
 		ValidArgsFunction: a.completeServices,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			d, err := cl.Service(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output != formatTable {
-				return writeDoc(a.stdout, output, rolloutDoc(d))
-			}
-			return writeRolloutStatus(a.stdout, d, time.Now())
-		},
+		RunE: a.showService(&output, formatTable,
+			func(d *api.ServiceDetail) any { return rolloutDoc(d) },
+			writeRolloutStatus),
 	}
 	outputFlag(cmd, &output, formatTable, formatJSON, formatYAML)
 	return cmd
@@ -174,20 +163,9 @@ committed, why (the cause an undo records), and which revision runs now.`,
   qnet rollout history web -o yaml`,
 		Args:              exactArgs("SERVICE"),
 		ValidArgsFunction: a.completeServices,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			d, err := cl.Service(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output != formatTable {
-				return writeDoc(a.stdout, output, nonNil(d.Revisions))
-			}
-			return writeHistory(a.stdout, d, time.Now())
-		},
+		RunE: a.showService(&output, formatTable,
+			func(d *api.ServiceDetail) any { return nonNil(d.Revisions) },
+			writeHistory),
 	}
 	outputFlag(cmd, &output, formatTable, formatJSON, formatYAML)
 	return cmd

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"qnet.dev/qnet/api"
+	"qnet.dev/qnet/client"
 	"qnet.dev/qnet/secret"
 )
 
@@ -96,59 +99,21 @@ replaces their depots with ones that see the new value.`,
 	put.Flags().StringVar(&fromFile, "from-file", "", "read the value from FILE")
 	put.Flags().StringVar(&fromLiteral, "from-literal", "", "the value, as NAME=VALUE")
 
-	var output string
-	list := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List secrets: names, versions, sizes, who put them and when; never values",
-		Example: `  qnet secret list
+	list := inputListCmd(a, "List secrets: names, versions, sizes, who put them and when; never values",
+		`  qnet secret list
   qnet secret list -o json`,
-		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			infos, err := cl.Secrets(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output != formatTable {
-				return writeDoc(a.stdout, output, infos)
-			}
-			now := time.Now()
-			t := newTable(a.stdout)
-			fmt.Fprintln(t, "NAME\tVERSION\tSIZE\tUPDATED BY\tUPDATED\tUSED BY")
-			for _, s := range infos {
-				fmt.Fprintf(t, "%s\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Version, s.Size, s.UpdatedBy, age(s.Updated, now), orDash(strings.Join(s.UsedBy, ",")))
-			}
-			return t.Flush()
-		},
-	}
-	outputFlag(list, &output, formatTable, formatJSON, formatYAML)
+		(*client.Client).Secrets,
+		"NAME\tVERSION\tSIZE\tUPDATED BY\tUPDATED\tUSED BY",
+		func(s client.SecretInfo, now time.Time) string {
+			return fmt.Sprintf("%s\t%d\t%d\t%s\t%s\t%s", s.Name, s.Version, s.Size, s.UpdatedBy, age(s.Updated, now), orDash(strings.Join(s.UsedBy, ",")))
+		})
 
-	rm := &cobra.Command{
-		Use:     "rm NAME",
-		Aliases: []string{"remove", "delete"},
-		Short:   "Remove a secret that no service names",
-		Long: `Remove a secret. It is refused while the current revision of a service names the
+	rm := a.inputRemoveCmd("secret", "Remove a secret that no service names",
+		`Remove a secret. It is refused while the current revision of a service names the
 secret: remove it from those manifests (or delete the services) first, so no depot loses
 a secret it needs. Earlier sealed versions stay in the ledger's history, sealed.`,
-		Example: `  qnet secret rm db-password`,
-		Args:    exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			res, err := cl.RemoveSecret(cmd.Context(), args[0])
-			if err != nil {
-				return fmt.Errorf("secret rm %s: %w", args[0], err)
-			}
-			fmt.Fprintf(a.stdout, "secret/%s removed (block %d)\n", args[0], res.Height)
-			return nil
-		},
-	}
+		`  qnet secret rm db-password`,
+		(*client.Client).RemoveSecret)
 
 	rotate := &cobra.Command{
 		Use:   "rotate-key",
@@ -196,4 +161,65 @@ func readBounded(name string, r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
 	}
 	return data, nil
+}
+
+// inputListCmd builds the list command of secrets or configs: fetch is the client call
+// that lists them, -o json or yaml prints its answer as it is, and the table has the
+// columns header names, with a row (cells without the final newline) for each item.
+func inputListCmd[T any](a *app, short, example string, fetch func(*client.Client, context.Context) ([]T, error), header string, row func(item T, now time.Time) string) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   short,
+		Example: example,
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.client()
+			if err != nil {
+				return err
+			}
+			infos, err := fetch(cl, cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output != formatTable {
+				return writeDoc(a.stdout, output, infos)
+			}
+			now := a.now()
+			t := newTable(a.stdout)
+			fmt.Fprintln(t, header)
+			for _, it := range infos {
+				fmt.Fprintln(t, row(it, now))
+			}
+			return t.Flush()
+		},
+	}
+	outputFlag(cmd, &output, formatTable, formatJSON, formatYAML)
+	return cmd
+}
+
+// inputRemoveCmd builds the rm command of secrets or configs: kind is "secret" or
+// "config", as the messages name it, and remove the client call that removes one.
+func (a *app) inputRemoveCmd(kind, short, long, example string, remove func(*client.Client, context.Context, string) (api.TxResult, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NAME",
+		Aliases: []string{"remove", "delete"},
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.client()
+			if err != nil {
+				return err
+			}
+			res, err := remove(cl, cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("%s rm %s: %w", kind, args[0], err)
+			}
+			fmt.Fprintf(a.stdout, "%s/%s removed (block %d)\n", kind, args[0], res.Height)
+			return nil
+		},
+	}
 }

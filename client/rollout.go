@@ -42,20 +42,14 @@ func (c *Client) ResumeRollout(ctx context.Context, name, reason string) (api.Tx
 	return c.submitRollout(ctx, ledger.TxRolloutResume, ledger.RolloutControl{Service: name, Reason: reason})
 }
 
-// submitRollout signs and submits one rollout transaction.
+// submitRollout signs and submits one rollout transaction; a refusal names the
+// transaction and the service.
 func (c *Client) submitRollout(ctx context.Context, typ ledger.TxType, p ledger.RolloutControl) (api.TxResult, error) {
-	t, err := c.Sign(ctx, typ, p)
-	if err != nil {
-		return api.TxResult{}, err
+	res, err := c.submitOne(ctx, typ, p)
+	if err != nil && res.Error != "" {
+		return res, fmt.Errorf("%s %s: %s", typ, p.Service, res.Error)
 	}
-	res, err := c.Submit(ctx, t)
-	if err != nil {
-		return api.TxResult{}, err
-	}
-	if res[0].Error != "" {
-		return res[0], fmt.Errorf("%s %s: %s", typ, p.Service, res[0].Error)
-	}
-	return res[0], nil
+	return res, err
 }
 
 // UndoTarget is the revision Undo goes back to: to itself when it is not 0, else the
@@ -132,35 +126,9 @@ func (c *Client) Undo(ctx context.Context, name string, to uint64) (ApplyResult,
 // cannot be placed, and, for a rollout that will not revert, ErrDepotsFailing when every
 // new depot has exited or keeps failing. rev 0 means the newest revision.
 func (c *Client) WaitRollout(ctx context.Context, name string, rev uint64, progress func(*api.ServiceDetail)) error {
-	events := make(chan struct{}, 1)
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- c.Events(ectx, name, true, func(Event) error {
-			select {
-			case events <- struct{}{}:
-			default:
-			}
-			return nil
-		})
-	}()
-	defer func() { cancel(); <-done }()
-	tick := time.NewTicker(readyTick)
-	defer tick.Stop()
-	var (
-		w    readyWatch
-		last *api.ServiceDetail
-	)
-	for {
-		d, err := c.Service(ctx, name)
-		if err != nil {
-			if ctx.Err() != nil && last != nil {
-				return fmt.Errorf("service %s: %d/%d replicas ready: %w", name, last.Ready, last.Desired, ctx.Err())
-			}
-			return err
-		}
-		last = d
+	var w readyWatch
+	noView := func(readErr error) error { return readErr }
+	return c.watchService(ctx, name, noView, func(d *api.ServiceDetail) (bool, error) {
 		if rev == 0 {
 			rev = d.Revision
 		}
@@ -168,21 +136,16 @@ func (c *Client) WaitRollout(ctx context.Context, name string, rev uint64, progr
 			progress(d)
 		}
 		if err := RolloutDone(d, rev); err != nil || rolloutComplete(d, rev) {
-			return err
+			return true, err
 		}
 		if err := w.check(d, time.Now()); err != nil {
 			autoRevert := d.Spec != nil && d.Spec.Spec.RolloutPolicy().AutoRevert
 			if errors.Is(err, ErrUnschedulable) || !autoRevert {
-				return fmt.Errorf("service %s will not become ready: %w", name, err)
+				return true, fmt.Errorf("service %s will not become ready: %w", name, err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("service %s: %d/%d replicas ready: %w", name, last.Ready, last.Desired, ctx.Err())
-		case <-events:
-		case <-tick.C:
-		}
-	}
+		return false, nil
+	})
 }
 
 // RolloutDone returns the error that ends a wait for revision rev of the service in

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -114,21 +113,6 @@ func (c *Client) PutConfig(ctx context.Context, name string, data []byte) (api.T
 // RemoveConfig removes a configuration that no service names.
 func (c *Client) RemoveConfig(ctx context.Context, name string) (api.TxResult, error) {
 	return c.submitOne(ctx, ledger.TxConfigRemove, ledger.ConfigRemove{Name: name})
-}
-
-func (c *Client) submitOne(ctx context.Context, typ ledger.TxType, payload any) (api.TxResult, error) {
-	t, err := c.Sign(ctx, typ, payload)
-	if err != nil {
-		return api.TxResult{}, err
-	}
-	res, err := c.Submit(ctx, t)
-	if err != nil {
-		return api.TxResult{}, err
-	}
-	if res[0].Error != "" {
-		return res[0], errors.New(res[0].Error)
-	}
-	return res[0], nil
 }
 
 // checkInputs refuses, before anything is signed, a manifest that names secrets or

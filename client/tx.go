@@ -68,6 +68,23 @@ func (c *Client) Submit(ctx context.Context, txs ...*ledger.Tx) ([]api.TxResult,
 	return resp.Results, nil
 }
 
+// submitOne signs one transaction of type typ with the operator's key and submits it;
+// a transaction the network refuses is an error holding the network's reason.
+func (c *Client) submitOne(ctx context.Context, typ ledger.TxType, payload any) (api.TxResult, error) {
+	t, err := c.Sign(ctx, typ, payload)
+	if err != nil {
+		return api.TxResult{}, err
+	}
+	res, err := c.Submit(ctx, t)
+	if err != nil {
+		return api.TxResult{}, err
+	}
+	if res[0].Error != "" {
+		return res[0], errors.New(res[0].Error)
+	}
+	return res[0], nil
+}
+
 // ApplyResult says what an apply did to one service.
 type ApplyResult struct {
 	Name string
@@ -139,18 +156,7 @@ func (c *Client) Apply(ctx context.Context, svcs []*manifest.Service) ([]ApplyRe
 
 // Delete removes a service and its depots.
 func (c *Client) Delete(ctx context.Context, name string) (api.TxResult, error) {
-	t, err := c.Sign(ctx, ledger.TxServiceDelete, ledger.ServiceDelete{Name: name})
-	if err != nil {
-		return api.TxResult{}, err
-	}
-	res, err := c.Submit(ctx, t)
-	if err != nil {
-		return api.TxResult{}, err
-	}
-	if res[0].Error != "" {
-		return res[0], errors.New(res[0].Error)
-	}
-	return res[0], nil
+	return c.submitOne(ctx, ledger.TxServiceDelete, ledger.ServiceDelete{Name: name})
 }
 
 // Errors WaitReady wraps when it stops early because waiting longer cannot help; test
@@ -180,6 +186,29 @@ const readyTick = time.Second
 // current revision has exited or keeps failing (ErrDepotsFailing); the error then holds
 // the scheduler's or the depots' reasons.
 func (c *Client) WaitReady(ctx context.Context, name string, progress func(*api.ServiceDetail)) error {
+	var w readyWatch
+	noView := func(error) error { return fmt.Errorf("service %s: %w", name, ctx.Err()) }
+	return c.watchService(ctx, name, noView, func(d *api.ServiceDetail) (bool, error) {
+		if progress != nil {
+			progress(d)
+		}
+		if d.Ready >= d.Desired && d.Placed == d.Desired && countCurrent(d) == d.Desired {
+			return true, nil
+		}
+		if err := w.check(d, time.Now()); err != nil {
+			return true, fmt.Errorf("service %s will not become ready: %w", name, err)
+		}
+		return false, nil
+	})
+}
+
+// watchService reads the service and hands each view to step, and reads it again each
+// time an event about the service arrives or readyTick passes, until step is done or
+// fails, or ctx ends. Events only wake it early: every view is read afresh, so a missed
+// or coalesced event costs at most a tick. When ctx ends after a view was read, the
+// error says how many replicas that view had ready; a read that fails once ctx has ended
+// before any view was read is handed to noView for the error to return.
+func (c *Client) watchService(ctx context.Context, name string, noView func(readErr error) error, step func(*api.ServiceDetail) (done bool, err error)) error {
 	events := make(chan struct{}, 1)
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -196,33 +225,24 @@ func (c *Client) WaitReady(ctx context.Context, name string, progress func(*api.
 	defer func() { cancel(); <-done }()
 	tick := time.NewTicker(readyTick)
 	defer tick.Stop()
-	var (
-		w    readyWatch
-		last *api.ServiceDetail
-	)
+	var last *api.ServiceDetail
 	ended := func() error {
-		if last == nil {
-			return fmt.Errorf("service %s: %w", name, ctx.Err())
-		}
 		return fmt.Errorf("service %s: %d/%d replicas ready: %w", name, last.Ready, last.Desired, ctx.Err())
 	}
 	for {
 		d, err := c.Service(ctx, name)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ended()
+			switch {
+			case ctx.Err() == nil:
+				return err
+			case last == nil:
+				return noView(err)
 			}
-			return err
+			return ended()
 		}
 		last = d
-		if progress != nil {
-			progress(d)
-		}
-		if d.Ready >= d.Desired && d.Placed == d.Desired && countCurrent(d) == d.Desired {
-			return nil
-		}
-		if err := w.check(d, time.Now()); err != nil {
-			return fmt.Errorf("service %s will not become ready: %w", name, err)
+		if done, err := step(d); done || err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -321,16 +341,8 @@ func (c *Client) CreateToken(ctx context.Context, ttl time.Duration, uses int) (
 	}
 	sum := tok.SecretHash()
 	p := ledger.TokenCreate{ID: tok.ID(), SecretHash: hex.EncodeToString(sum[:]), Expires: time.Now().Add(ttl).UTC(), Uses: uses}
-	t, err := c.Sign(ctx, ledger.TxTokenCreate, p)
-	if err != nil {
+	if _, err := c.submitOne(ctx, ledger.TxTokenCreate, p); err != nil {
 		return "", nil, err
-	}
-	res, err := c.Submit(ctx, t)
-	if err != nil {
-		return "", nil, err
-	}
-	if res[0].Error != "" {
-		return "", nil, errors.New(res[0].Error)
 	}
 	return tok.String(), &api.Token{ID: p.ID, Expires: p.Expires, UsesLeft: uses, CreatedBy: ""}, nil
 }
@@ -344,18 +356,7 @@ func (c *Client) Tokens(ctx context.Context) ([]api.Token, error) {
 // RemoveNode revokes a node: its keys are refused from the next block on and its
 // tunnels close.
 func (c *Client) RemoveNode(ctx context.Context, nodeID string) (api.TxResult, error) {
-	t, err := c.Sign(ctx, ledger.TxNodeRemove, ledger.NodeRemove{Node: nodeID})
-	if err != nil {
-		return api.TxResult{}, err
-	}
-	res, err := c.Submit(ctx, t)
-	if err != nil {
-		return api.TxResult{}, err
-	}
-	if res[0].Error != "" {
-		return res[0], errors.New(res[0].Error)
-	}
-	return res[0], nil
+	return c.submitOne(ctx, ledger.TxNodeRemove, ledger.NodeRemove{Node: nodeID})
 }
 
 // RotateKeys asks the node this client talks to to replace its keys.

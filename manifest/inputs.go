@@ -54,41 +54,43 @@ func (sp *Spec) ConfigNames() []string {
 
 // secrets decodes spec.secrets: a list of {name, env, file}.
 func (d *docDecoder) secrets(n ast.Node, path string) []SecretRef {
-	const want = "a secret reference like {name: db-password, env: DB_PASSWORD} or {name: tls-key, file: /run/secrets/tls.key}"
-	var out []SecretRef
-	for i, e := range d.list(n, path, "a list of secret references like [{name: db-password, env: DB_PASSWORD}]") {
-		p := indexPath(path, i)
-		d.record(p, nil, e)
-		var s SecretRef
-		d.object(e, p, want, []field{
-			{name: "name", dec: func(n ast.Node, p string) { d.str(n, p, "a secret name ("+dnsLabelRule+")", &s.Name) }},
-			{name: "env", dec: func(n ast.Node, p string) { d.str(n, p, "an environment variable name like DB_PASSWORD", &s.Env) }},
-			{name: "file", dec: func(n ast.Node, p string) { d.str(n, p, "an absolute file path like /run/secrets/tls.key", &s.File) }},
+	return decodeRefs(d, n, path, "a list of secret references like [{name: db-password, env: DB_PASSWORD}]",
+		"a secret reference like {name: db-password, env: DB_PASSWORD} or {name: tls-key, file: /run/secrets/tls.key}",
+		func(s *SecretRef) []field {
+			return []field{
+				{name: "name", dec: func(n ast.Node, p string) { d.str(n, p, "a secret name ("+dnsLabelRule+")", &s.Name) }},
+				{name: "env", dec: func(n ast.Node, p string) { d.str(n, p, "an environment variable name like DB_PASSWORD", &s.Env) }},
+				{name: "file", dec: func(n ast.Node, p string) { d.str(n, p, "an absolute file path like /run/secrets/tls.key", &s.File) }},
+			}
 		})
-		if isNull(e) {
-			d.errAt(e, p, "must be %s, got null", want)
-		}
-		out = append(out, s)
-	}
-	return out
 }
 
 // configs decodes spec.configs: a list of {name, path}.
 func (d *docDecoder) configs(n ast.Node, path string) []ConfigRef {
-	const want = "a config reference like {name: nginx-conf, path: /etc/nginx/nginx.conf}"
-	var out []ConfigRef
-	for i, e := range d.list(n, path, "a list of config references like [{name: nginx-conf, path: /etc/nginx/nginx.conf}]") {
+	return decodeRefs(d, n, path, "a list of config references like [{name: nginx-conf, path: /etc/nginx/nginx.conf}]",
+		"a config reference like {name: nginx-conf, path: /etc/nginx/nginx.conf}",
+		func(c *ConfigRef) []field {
+			return []field{
+				{name: "name", dec: func(n ast.Node, p string) { d.str(n, p, "a config name ("+dnsLabelRule+")", &c.Name) }},
+				{name: "path", dec: func(n ast.Node, p string) { d.str(n, p, "an absolute file path like /etc/nginx/nginx.conf", &c.Path) }},
+			}
+		})
+}
+
+// decodeRefs decodes a list of references to secrets or configs at path, each an object
+// (wantList and want say what the list and each item should be) whose fields, as
+// fields gives them for the item being decoded, fill in one T.
+func decodeRefs[T any](d *docDecoder, n ast.Node, path, wantList, want string, fields func(*T) []field) []T {
+	var out []T
+	for i, e := range d.list(n, path, wantList) {
 		p := indexPath(path, i)
 		d.record(p, nil, e)
-		var c ConfigRef
-		d.object(e, p, want, []field{
-			{name: "name", dec: func(n ast.Node, p string) { d.str(n, p, "a config name ("+dnsLabelRule+")", &c.Name) }},
-			{name: "path", dec: func(n ast.Node, p string) { d.str(n, p, "an absolute file path like /etc/nginx/nginx.conf", &c.Path) }},
-		})
+		var r T
+		d.object(e, p, want, fields(&r))
 		if isNull(e) {
 			d.errAt(e, p, "must be %s, got null", want)
 		}
-		out = append(out, c)
+		out = append(out, r)
 	}
 	return out
 }
@@ -113,21 +115,26 @@ func (v *validator) inputs(sp *Spec) {
 			files[p] = field
 		}
 	}
+	// checkName checks the name of item p, a secret or config (kind), against the names
+	// seen before it; hint ends the message for a name given twice.
+	checkName := func(p, kind, name string, seen map[string]bool, hint string) {
+		switch {
+		case name == "":
+			v.add(p+".name", "is required: the name of a %s (qnet %s list shows them)", kind, kind)
+		case !dnsLabel.MatchString(name):
+			v.add(p+".name", "must be a DNS label (%s), got %q", dnsLabelRule, name)
+		case seen[name]:
+			v.add(p+".name", "%s %q is named twice%s", kind, name, hint)
+		}
+		seen[name] = true
+	}
 	if len(sp.Secrets) > MaxInputs {
 		v.add("spec.secrets", "names %d secrets, at most %d are allowed", len(sp.Secrets), MaxInputs)
 	}
 	names, envs := map[string]bool{}, map[string]string{}
 	for i, s := range sp.Secrets {
 		p := indexPath("spec.secrets", i)
-		switch {
-		case s.Name == "":
-			v.add(p+".name", "is required: the name of a secret (qnet secret list shows them)")
-		case !dnsLabel.MatchString(s.Name):
-			v.add(p+".name", "must be a DNS label (%s), got %q", dnsLabelRule, s.Name)
-		case names[s.Name]:
-			v.add(p+".name", "secret %q is named twice; give one entry both env and file", s.Name)
-		}
-		names[s.Name] = true
+		checkName(p, "secret", s.Name, names, "; give one entry both env and file")
 		if s.Env == "" && s.File == "" {
 			v.add(p, "must say how the depot gets secret %q: env (an environment variable), file (a path), or both", s.Name)
 		}
@@ -152,15 +159,7 @@ func (v *validator) inputs(sp *Spec) {
 	cnames := map[string]bool{}
 	for i, c := range sp.Configs {
 		p := indexPath("spec.configs", i)
-		switch {
-		case c.Name == "":
-			v.add(p+".name", "is required: the name of a config (qnet config list shows them)")
-		case !dnsLabel.MatchString(c.Name):
-			v.add(p+".name", "must be a DNS label (%s), got %q", dnsLabelRule, c.Name)
-		case cnames[c.Name]:
-			v.add(p+".name", "config %q is named twice", c.Name)
-		}
-		cnames[c.Name] = true
+		checkName(p, "config", c.Name, cnames, "")
 		if c.Path == "" {
 			v.add(p+".path", "is required: the absolute path the file appears at, like /etc/nginx/nginx.conf")
 		}
