@@ -156,6 +156,17 @@ func TestLedgerReads(t *testing.T) {
 		}
 		applied = append(applied, res[0].Height)
 	}
+	// The leader records each rollout's completion in a block of its own: the chain is
+	// still until all three are in.
+	waitFor(t, "the three rollouts recorded", func() bool {
+		for i := range 3 {
+			svc, ok, err := n.Store().Service(fmt.Sprintf("svc%d", i))
+			if err != nil || !ok || svc.CurrentRollout().Phase != ledger.RolloutComplete {
+				return false
+			}
+		}
+		return true
+	})
 	tip, _, err := n.Store().Tip()
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -49,10 +52,70 @@ type Spec struct {
 	// Ports maps the depot's port names to the node's host port and the port the
 	// workload listens on (the same for exec depots; a container's own port for oci).
 	Ports map[string]PortMapping `json:"ports,omitempty"`
+	// Mounts are files or directories of the node the workload sees at their Target
+	// (secret files, config files). Each driver shows them its own way (documented per
+	// driver) and refuses those it cannot show; none ignores them.
+	Mounts []Mount `json:"mounts,omitempty"`
 	// Meta is the agent's own small, non-secret data about the depot (its ports, its
 	// service and revision). Drivers store it with the depot and return it unchanged
 	// with recovered handles, so a restarted agent knows what it had started.
 	Meta map[string]string `json:"meta,omitempty"`
+}
+
+// Mount shows the node's file or directory Source to a depot's workload at Target.
+type Mount struct {
+	// Source is an absolute, clean path on the node; it must exist when the depot
+	// starts.
+	Source string `json:"source"`
+	// Target is the absolute, clean path the workload sees it at.
+	Target string `json:"target"`
+	// ReadOnly keeps the workload from changing it.
+	ReadOnly bool `json:"readOnly,omitempty"`
+}
+
+// MaxMounts bounds Spec.Mounts.
+const MaxMounts = 256
+
+// cleanAbs reports why p cannot be a mount path, or "".
+func cleanAbs(p string) string {
+	switch {
+	case p == "":
+		return "is empty"
+	case strings.ContainsRune(p, 0):
+		return "contains a NUL byte"
+	case !strings.HasPrefix(p, "/"):
+		return "is not absolute"
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return "contains \"..\""
+	case p != "/" && path.Clean(p) != p:
+		return "is not clean (want " + strconv.Quote(path.Clean(p)) + ")"
+	}
+	return ""
+}
+
+// validateMounts checks s.Mounts: absolute, clean paths without "..", and no target
+// shown twice.
+func (s Spec) validateMounts() error {
+	if len(s.Mounts) > MaxMounts {
+		return fmt.Errorf("spec.mounts of depot %q has %d entries: at most %d", s.ID, len(s.Mounts), MaxMounts)
+	}
+	targets := map[string]int{}
+	for i, m := range s.Mounts {
+		if why := cleanAbs(m.Source); why != "" {
+			return fmt.Errorf("spec.mounts[%d].source %q of depot %q %s: want an absolute, clean path on the node like /var/lib/qnet/configs/web-1/nginx", i, m.Source, s.ID, why)
+		}
+		if why := cleanAbs(m.Target); why != "" {
+			return fmt.Errorf("spec.mounts[%d].target %q of depot %q %s: want an absolute, clean path like /etc/nginx/nginx.conf", i, m.Target, s.ID, why)
+		}
+		if m.Target == "/" {
+			return fmt.Errorf("spec.mounts[%d].target of depot %q is \"/\": a mount cannot replace the whole filesystem", i, s.ID)
+		}
+		if j, ok := targets[m.Target]; ok {
+			return fmt.Errorf("spec.mounts[%d].target %q of depot %q is also spec.mounts[%d].target: one mount per target", i, m.Target, s.ID, j)
+		}
+		targets[m.Target] = i
+	}
+	return nil
 }
 
 // ImageSpec is an OCI image depot: the image (by manifest digest in the node's depot
@@ -129,10 +192,11 @@ func (s Spec) Validate() error {
 	for i, e := range s.Env {
 		k, _, ok := strings.Cut(e, "=")
 		if !ok || k == "" || strings.ContainsRune(e, 0) {
-			return fmt.Errorf("spec.env[%d] of depot %q is %q: want KEY=VALUE with a non-empty KEY and no NUL byte", i, s.ID, e)
+			// The value may be a secret: the error names the variable only.
+			return fmt.Errorf("spec.env[%d] of depot %q (variable %q): want KEY=VALUE with a non-empty KEY and no NUL byte", i, s.ID, k)
 		}
 	}
-	return nil
+	return s.validateMounts()
 }
 
 // WithDefaults returns s with the log bounds filled in.

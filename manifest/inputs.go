@@ -19,9 +19,10 @@ type SecretRef struct {
 	Name string `json:"name"`
 	// Env, when set, is the environment variable that holds the value.
 	Env string `json:"env,omitempty"`
-	// File, when set, is the absolute path the value appears at, as a file on a tmpfs.
-	// Exec depots get the file's real path in QNET_SECRET_FILE_<NAME> instead (their
-	// filesystem is the node's), wasm depots cannot have secret files.
+	// File, when set, is the absolute path the value appears at, read-only, as a file on
+	// a tmpfs: bind-mounted into containers, preopened for wasm modules. Exec depots get
+	// the file's real path in QNET_SECRET_FILE_<NAME> instead (their filesystem is the
+	// node's).
 	File string `json:"file,omitempty"`
 }
 
@@ -29,8 +30,9 @@ type SecretRef struct {
 type ConfigRef struct {
 	// Name is the configuration's name (qnet config put NAME), a DNS label.
 	Name string `json:"name"`
-	// Path is the absolute path the file appears at in a container. Exec depots get the
-	// file's real path in QNET_CONFIG_<NAME>, wasm depots under /data/configs/NAME.
+	// Path is the absolute path the file appears at, read-only: bind-mounted into
+	// containers, preopened for wasm modules. Exec depots get the file's real path in
+	// QNET_CONFIG_<NAME>.
 	Path string `json:"path"`
 }
 

@@ -378,29 +378,22 @@ func setEnv(env []string, key, value string) []string {
 }
 
 // giveInputs gives a depot the secrets and configs its revision names, before each
-// start. What works per driver:
+// start. Secret files go on a tmpfs of the depot's own (data dir/secrets/<depot>),
+// config files in data dir/configs/<depot>; each becomes a read-only Spec.Mounts entry,
+// which every driver shows its own way:
 //
-//   - exec: secrets as environment variables; secret files on a tmpfs of the depot's own
-//     (data dir/secrets/<depot>), their paths in QNET_SECRET_FILE_<NAME>; config files in
-//     data dir/configs/<depot>, their paths in QNET_CONFIG_<NAME>.
-//   - wasm: secrets as environment variables only (the module sees no node files).
-//   - image (oci): refused for now: runc takes the environment in a config.json on disk,
-//     and the driver has no bind mounts yet.
+//   - exec: secrets as environment variables; the files where they are (the depot sees
+//     the node's filesystem), their paths in QNET_SECRET_FILE_<NAME> and
+//     QNET_CONFIG_<NAME> (a mount's target is its source).
+//   - image (oci): secrets as environment variables (runc reads them from a tmpfs, never
+//     a disk); files bind-mounted read-only at the manifest's file: and path:.
+//   - wasm: secrets as environment variables; files at file: and path: through
+//     preopened read-only directories (see package driver/wasm).
+//
+// Plaintext goes to the driver only: never to a disk, a log, the ledger or the API.
 func (n *Node) giveInputs(ctx context.Context, p state.Placement, rev state.Revision, s *driver.Spec) error {
 	spec := &rev.Spec.Spec
-	switch spec.Depot.Kind() {
-	case manifest.DepotImage:
-		return errors.New("image depots cannot take secrets or configs yet (runc would get the environment in a file on disk, and the oci driver has no bind mounts); run the service as an exec or wasm depot")
-	case manifest.DepotWasm:
-		for _, ref := range spec.Secrets {
-			if ref.File != "" {
-				return fmt.Errorf("secret %s: wasm depots take secrets as environment variables only (env), not as files", ref.Name)
-			}
-		}
-		if len(spec.Configs) > 0 {
-			return errors.New("wasm depots cannot take config files yet")
-		}
-	}
+	exec := spec.Depot.Kind() == manifest.DepotExec
 	var dir string
 	for _, ref := range spec.Secrets {
 		v, err := n.fetchSecret(ctx, ref.Name, p.ID)
@@ -425,7 +418,13 @@ func (n *Node) giveInputs(ctx context.Context, p state.Placement, rev state.Revi
 				v.Wipe()
 				return err
 			}
-			s.Env = setEnv(s.Env, "QNET_SECRET_FILE_"+envSuffix(ref.Name), filepath.Join(dir, ref.Name))
+			path := filepath.Join(dir, ref.Name)
+			if exec {
+				s.Env = setEnv(s.Env, "QNET_SECRET_FILE_"+envSuffix(ref.Name), path)
+				s.Mounts = setMount(s.Mounts, driver.Mount{Source: path, Target: path, ReadOnly: true})
+			} else {
+				s.Mounts = setMount(s.Mounts, driver.Mount{Source: path, Target: ref.File, ReadOnly: true})
+			}
 		}
 		v.Wipe()
 	}
@@ -450,10 +449,21 @@ func (n *Node) giveInputs(ctx context.Context, p state.Placement, rev state.Revi
 			if err := os.Rename(tmp, path); err != nil {
 				return fmt.Errorf("config %s: %w", ref.Name, err)
 			}
-			s.Env = setEnv(s.Env, "QNET_CONFIG_"+envSuffix(ref.Name), path)
+			if exec {
+				s.Env = setEnv(s.Env, "QNET_CONFIG_"+envSuffix(ref.Name), path)
+				s.Mounts = setMount(s.Mounts, driver.Mount{Source: path, Target: path, ReadOnly: true})
+			} else {
+				s.Mounts = setMount(s.Mounts, driver.Mount{Source: path, Target: ref.Path, ReadOnly: true})
+			}
 		}
 	}
 	return nil
+}
+
+// setMount adds m to mounts, replacing any mount at the same target.
+func setMount(mounts []driver.Mount, m driver.Mount) []driver.Mount {
+	mounts = slices.DeleteFunc(mounts, func(o driver.Mount) bool { return o.Target == m.Target })
+	return append(mounts, m)
 }
 
 // dropInputs frees what giveInputs made for a depot that was removed: its tmpfs, whose

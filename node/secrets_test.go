@@ -310,32 +310,7 @@ spec:
 	// Every file of every data dir, depot logs and state included, but the depots'
 	// tmpfs mounts, which must be tmpfs mounts.
 	for _, n := range nodes {
-		files := 0
-		err := filepath.WalkDir(n.DataDir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() && filepath.Dir(path) == filepath.Join(n.DataDir, node.SecretsDir) {
-				var st unix.Statfs_t
-				if err := unix.Statfs(path, &st); err != nil || st.Type != unix.TMPFS_MAGIC {
-					t.Errorf("%s is not a tmpfs (%v)", path, err)
-				}
-				return fs.SkipDir
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			files++
-			find(path, data)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		files := searchDataDir(t, n.DataDir, find)
 		t.Logf("node %s: %d files searched", n.ID(), files)
 	}
 
@@ -420,4 +395,42 @@ func TestNetworkKeySharedWithValidators(t *testing.T) {
 		t.Fatalf("rotate: %+v, %v", res, err)
 	}
 	qnettest.WaitFor(t, 30*time.Second, "every validator with a share of the new key", func() bool { return shared(res.New) })
+}
+
+// searchDataDir hands every regular file under a node's data dir to find, but the
+// depots' secret tmpfs mounts (which it checks are tmpfs mounts) and the files that
+// network namespaces are bound to, and returns how many files it read.
+func searchDataDir(t *testing.T, dir string, find func(where string, data []byte)) int {
+	t.Helper()
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && filepath.Dir(path) == filepath.Join(dir, node.SecretsDir) {
+			var st unix.Statfs_t
+			if err := unix.Statfs(path, &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+				t.Errorf("%s is not a tmpfs (%v)", path, err)
+			}
+			return fs.SkipDir
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		var st unix.Statfs_t
+		if unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC {
+			return nil // a depot's network namespace, bound to a file
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		find(path, data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }

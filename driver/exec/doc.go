@@ -12,6 +12,10 @@
 //     stderr written to stdout.log and stderr.log (rotated, bounded) in its runtime
 //     directory. Its environment is exactly Spec.Env, nothing added.
 //   - Its working directory is Spec.Dir, or "/" when that is empty.
+//   - It sees the node's filesystem as it is: the driver mounts nothing. A Spec.Mounts
+//     entry must so have Target equal to Source (the workload finds the file where it
+//     is, its path given in the environment by the agent); any other is refused with
+//     ErrBadSpec. ReadOnly is up to the file's mode.
 //   - On Linux with cgroups it runs inside a cgroup named after the depot, from its first
 //     instruction (the shim joins the group in an exec stage before executing the
 //     program), which enforces Spec.CPU and Spec.Memory; Handle.Limits says what is

@@ -143,6 +143,11 @@ func (d *Driver) Start(ctx context.Context, s driver.Spec) (driver.Handle, error
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", driver.ErrBadSpec, err)
 	}
+	for i, m := range s.Mounts {
+		if m.Target != m.Source {
+			return nil, fmt.Errorf("%w: spec.mounts[%d] of depot %q shows %s at %s: exec depots see the node's filesystem as it is, so a mount's target must be its source (pass the real path to the program instead)", driver.ErrBadSpec, i, s.ID, m.Source, m.Target)
+		}
+	}
 	s = s.WithDefaults()
 	if err := checkDir(s); err != nil {
 		return nil, err

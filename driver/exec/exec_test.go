@@ -262,6 +262,12 @@ func TestBadWorkingDir(t *testing.T) {
 	if _, err := d.Start(context.Background(), s); !errors.Is(err, driver.ErrBadSpec) || !strings.Contains(err.Error(), "spec.id") {
 		t.Errorf("Start with a bad id = %v", err)
 	}
+	// Exec depots see the node's files where they are: a mount elsewhere is refused.
+	s.ID, s.Dir = "bad-mount", ""
+	s.Mounts = []driver.Mount{{Source: "/etc/hostname", Target: "/etc/app.conf", ReadOnly: true}}
+	if _, err := d.Start(context.Background(), s); !errors.Is(err, driver.ErrBadSpec) || !strings.Contains(err.Error(), "spec.mounts[0]") {
+		t.Errorf("Start with a mount elsewhere = %v, want ErrBadSpec naming spec.mounts[0]", err)
+	}
 }
 
 func TestEnvIsExactAndDir(t *testing.T) {

@@ -17,7 +17,8 @@ import (
 // Files of a depot's bundle directory, <Dir>/depots/<id>.
 const (
 	recordFile   = "record.json"    // the depot as the driver started it (no environment)
-	configFile   = "config.json"    // the runtime spec; removed once the container runs
+	bundleDir    = "bundle"         // runc's bundle: a tmpfs of its own, holding config.json only
+	configFile   = "config.json"    // the runtime spec, in bundleDir; removed once the container runs
 	pidFile      = "init.pid"       // the container's first process, written by runc
 	exitFile     = "exit.json"      // how the depot ended, once the driver cleaned up after it
 	stopFile     = "stop-requested" // present once Stop was called

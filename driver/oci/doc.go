@@ -39,6 +39,11 @@
 //   - Mounts: /proc, a tmpfs /dev with the standard devices, /dev/pts, /dev/shm,
 //     /dev/mqueue, a read-only /sys, and /etc/hosts and /etc/hostname. The image's
 //     own /etc/resolv.conf is kept (containers have no route beyond the node yet).
+//     Then Spec.Mounts, in order: each a bind mount of its Source (a file or a
+//     directory of the node) at its Target, nosuid and nodev, read-only when ReadOnly
+//     says so; runc creates the target in the depot's root when the image lacks it,
+//     and resolves it inside the root (an image's symlink cannot lead it out). A
+//     missing source is an ErrBadSpec naming it.
 //   - Security: Docker's default capabilities (DefaultCapabilities), no new
 //     privileges, runc's masked and read-only /proc and /sys paths, every device
 //     denied but the standard ones. No seccomp profile yet. The root is read-only when
@@ -67,6 +72,14 @@
 // the writable layer, the network namespace, the address lease, the cgroup, runc's
 // state and the logs.
 //
-// Secrets: the environment is in config.json (mode 0600) only from just before runc
-// starts until the container runs; the driver's own record never holds it.
+// Secrets: the environment reaches runc in config.json, which is written to the
+// bundle, a small tmpfs of the depot's own (<Dir>/depots/<id>/bundle, mode 0700,
+// noswap where the kernel has it; the root filesystem stays on disk, named in
+// config.json by its absolute path), so the environment is never on a disk. The file
+// is removed and the tmpfs unmounted as soon as the container runs (runc, whose
+// working directory it is, keeps a detached mount until it exits), and again by
+// Recover and Remove whatever became of the start. The driver's own record never
+// holds the environment. Files mounted from the node keep their owner and mode: the
+// agent's secret files (root's, 0400) are readable by a container running as root
+// only.
 package oci

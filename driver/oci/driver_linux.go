@@ -30,6 +30,7 @@ import (
 	"qnet.dev/qnet/driver/internal/shimproc"
 	"qnet.dev/qnet/driver/internal/statefile"
 	"qnet.dev/qnet/driver/oci/network"
+	"qnet.dev/qnet/secret"
 )
 
 // Driver runs OCI images through runc, each depot under an exec-driver shim. It is
@@ -265,6 +266,9 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 	if _, err := workingDir(in); err != nil {
 		return nil, err
 	}
+	if err := checkMounts(s); err != nil {
+		return nil, err
+	}
 
 	if in.Rootfs, err = d.makeRootfs(rec, dir); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
@@ -294,9 +298,15 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 	if err != nil {
 		return nil, err
 	}
-	// config.json holds the environment, which may hold secrets: it is readable by root
-	// alone and removed as soon as runc has read it.
-	if err := statefile.Write(filepath.Join(dir, configFile), rs); err != nil {
+	// config.json holds the environment, which may hold secrets: it goes in a tmpfs of
+	// its own (the bundle; the root filesystem, on disk, is named by its absolute path),
+	// readable by root alone, so the environment never reaches a disk; and it is removed
+	// and the tmpfs unmounted as soon as runc has started the container.
+	bundle := filepath.Join(dir, bundleDir)
+	if err := secret.MountTmpfs(bundle); err != nil {
+		return nil, fmt.Errorf("start depot %q: runtime spec: %w", s.ID, err)
+	}
+	if err := statefile.Write(filepath.Join(bundle, configFile), rs); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
 	}
 
@@ -305,7 +315,7 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 		LogMaxBytes: s.LogMaxBytes, LogMaxFiles: s.LogMaxFiles,
 	}
 	runcArgs := []string{"--root", d.runcRoot, "--log", filepath.Join(dir, runcLog), "--log-format", "json",
-		"run", "--keep", "--pid-file", filepath.Join(dir, pidFile), "--bundle", dir, s.ID}
+		"run", "--keep", "--pid-file", filepath.Join(dir, pidFile), "--bundle", bundle, s.ID}
 	if len(s.Ports) == 0 {
 		es.Command, es.Args = d.runc, runcArgs
 	} else {
@@ -327,7 +337,7 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 	if rec.PID, err = d.awaitRunning(ctx, s.ID, dir, eh); err != nil {
 		return nil, err
 	}
-	os.Remove(filepath.Join(dir, configFile))
+	dropBundle(dir)
 	rec.PIDStart, _ = proc.StartTime(rec.PID)
 	rec.StartedAt = time.Now()
 	rec.Limits = d.limits(s)
@@ -570,6 +580,44 @@ func (d *Driver) teardown(id string, rec *record) {
 	if err := unmount(filepath.Join(d.depots.Dir(id), rootfsDir)); err != nil {
 		d.log.Warn("root filesystem not unmounted", "depot", id, "err", err)
 	}
+	dropBundle(d.depots.Dir(id))
+}
+
+// dropBundle removes the runtime spec (it holds the environment) and unmounts the
+// bundle's tmpfs, which frees its memory; runc, whose working directory it is while it
+// runs, keeps a detached mount until it exits. It may run again. (Depots started by
+// earlier versions had config.json beside the record: it goes too.)
+func dropBundle(dir string) {
+	bundle := filepath.Join(dir, bundleDir)
+	os.Remove(filepath.Join(bundle, configFile))
+	os.Remove(filepath.Join(dir, configFile))
+	if mounted, _ := isMountPoint(bundle); mounted {
+		secret.UnmountTmpfs(bundle)
+	}
+}
+
+// isMountPoint reports whether p is the root of a mount (its device differs from its
+// parent's).
+func isMountPoint(p string) (bool, error) {
+	var st, parent unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return false, err
+	}
+	if err := unix.Lstat(filepath.Dir(p), &parent); err != nil {
+		return false, err
+	}
+	return st.Dev != parent.Dev, nil
+}
+
+// checkMounts checks that every Spec.Mounts source exists, so a missing file is an error
+// naming it rather than runc's.
+func checkMounts(s driver.Spec) error {
+	for i, m := range s.Mounts {
+		if _, err := os.Stat(m.Source); err != nil {
+			return fmt.Errorf("%w: spec.mounts[%d].source of depot %q: %w", driver.ErrBadSpec, i, s.ID, err)
+		}
+	}
+	return nil
 }
 
 // watch finishes h once its shim has ended; the goroutine ends with the driver.
@@ -662,7 +710,7 @@ func (d *Driver) recoverOne(id string, eh driver.Handle) (*handle, error) {
 		return nil, fmt.Errorf("%w; its state was removed", err)
 	}
 	// The runtime spec holds the environment: it goes, whatever became of the start.
-	os.Remove(filepath.Join(dir, configFile))
+	dropBundle(dir)
 	h := newHandle(d, rec.Spec, dir, rec, eh)
 	var ex driver.ExitStatus
 	switch {

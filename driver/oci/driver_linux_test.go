@@ -3,6 +3,7 @@
 package oci
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver"
@@ -359,6 +362,16 @@ func TestBadSpecs(t *testing.T) {
 			s.Ports = map[string]driver.PortMapping{"a": {Host: 20001, Container: 80}, "b": {Host: 20001, Container: 81}}
 			return s
 		}(), driver.ErrBadSpec, "host port 20001/tcp"},
+		{"missing mount source", func() driver.Spec {
+			s := imageSpec("bad-9", img)
+			s.Mounts = []driver.Mount{{Source: "/nonexistent/qnet/app.conf", Target: "/etc/app.conf", ReadOnly: true}}
+			return s
+		}(), driver.ErrBadSpec, "spec.mounts[0].source"},
+		{"relative mount target", func() driver.Spec {
+			s := imageSpec("bad-10", img)
+			s.Mounts = []driver.Mount{{Source: "/etc/hostname", Target: "etc/app.conf"}}
+			return s
+		}(), driver.ErrBadSpec, "spec.mounts[0].target"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := d.Start(context.Background(), tc.spec)
@@ -581,4 +594,80 @@ func TestBadLayer(t *testing.T) {
 	if st := wait(t, h); st.Code != 0 {
 		t.Errorf("status %+v", st)
 	}
+}
+
+// TestMountsAndSecretEnv checks that a container sees a Spec.Mounts file at its target,
+// read-only when asked, and its environment; and that the environment, which may hold
+// secrets, is on no file under the driver's directory (the node's disk), only on the
+// bundle's own tmpfs while runc reads it: runc, which keeps the bundle as its working
+// directory, is seen there on a tmpfs other than the depot directory's filesystem.
+func TestMountsAndSecretEnv(t *testing.T) {
+	t.Parallel()
+	store := newFakeStore()
+	img := appImage(t, store)
+	dir := t.TempDir()
+	d := newDriverAt(t, dir, store)
+	src := filepath.Join(t.TempDir(), "app.conf")
+	if err := os.WriteFile(src, []byte("listen 8080"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	canary := "canary-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-secret"
+	s := imageSpec("mounts", img, "inputs", "TOKEN", "/etc/app/app.conf")
+	s.Env = []string{"TOKEN=" + canary}
+	s.Mounts = []driver.Mount{{Source: src, Target: "/etc/app/app.conf", ReadOnly: true}}
+	h, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the container's output", func() bool { return strings.Contains(logOf(d, "mounts", false), "sleeping\n") })
+	out := logOf(d, "mounts", false)
+	for _, w := range []string{"env TOKEN=" + canary, `file /etc/app/app.conf: "listen 8080" <nil>`, "write refused"} {
+		if !strings.Contains(out, w+"\n") {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if data, _ := os.ReadFile(src); string(data) != "listen 8080" {
+		t.Errorf("the node's file became %q through a read-only mount", data)
+	}
+
+	// runc's working directory is the bundle: a tmpfs of its own.
+	runc := h.(*handle).eh.PID()
+	var fs unix.Statfs_t
+	var cwd, depotDir unix.Stat_t
+	if err := unix.Statfs(fmt.Sprintf("/proc/%d/cwd", runc), &fs); err != nil {
+		t.Fatalf("runc's working directory: %v", err)
+	}
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", runc), &cwd); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(d.depots.Dir("mounts"), &depotDir); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Type != unix.TMPFS_MAGIC || cwd.Dev == depotDir.Dev {
+		t.Errorf("runc's bundle is on filesystem type %#x, device %d (the depot directory's is %d): want a tmpfs of its own", fs.Type, cwd.Dev, depotDir.Dev)
+	}
+	if _, err := os.Stat(filepath.Join(d.depots.Dir("mounts"), bundleDir, configFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("config.json is still there once the container runs: %v", err)
+	}
+
+	search := func(when string) {
+		t.Helper()
+		filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+			if err != nil || !e.Type().IsRegular() {
+				return nil
+			}
+			if strings.HasSuffix(p, "stdout.log") || strings.HasPrefix(p, filepath.Join(dir, "images")) {
+				return nil // what the container printed itself; the image
+			}
+			if data, err := os.ReadFile(p); err == nil && bytes.Contains(data, []byte(canary)) {
+				t.Errorf("%s: %s holds the environment's secret", when, p)
+			}
+			return nil
+		})
+	}
+	search("running")
+	if _, err := h.Stop(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	search("stopped")
 }

@@ -146,6 +146,19 @@ func main() {
 				fmt.Printf("stat %s: %v %d\n", p, fi.Mode(), fi.Size())
 			}
 		}
+	case "inputs":
+		// inputs VAR FILE: print the variable and the file, try to change the file,
+		// then wait to be stopped.
+		fmt.Printf("env %s=%s\n", os.Args[2], os.Getenv(os.Args[2]))
+		data, err := os.ReadFile(os.Args[3])
+		fmt.Printf("file %s: %q %v\n", os.Args[3], data, err)
+		if err := os.WriteFile(os.Args[3], []byte("changed"), 0o644); err != nil {
+			fmt.Println("write refused")
+		}
+		fmt.Println("sleeping")
+		for {
+			time.Sleep(time.Hour)
+		}
 	case "sleep", "ignoreterm":
 		if mode == "ignoreterm" {
 			signal.Ignore(syscall.SIGTERM)

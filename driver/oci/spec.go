@@ -197,6 +197,16 @@ func runtimeSpec(in specInput) (*specs.Spec, error) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: f.dst, Type: "bind", Source: f.src, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 		}
 	}
+	// The spec's mounts come last, so they are shown over the image's files and over
+	// one another in order. runc resolves their targets inside the root, so a symlink of
+	// the image cannot lead them out of it.
+	for _, m := range in.Spec.Mounts {
+		opts := []string{"rbind", "nosuid", "nodev"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
+	}
 	if in.Spec.Memory > 0 {
 		m := in.Spec.Memory
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &m}

@@ -2,9 +2,12 @@ package oci
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver"
@@ -110,6 +113,17 @@ func TestRuntimeSpec(t *testing.T) {
 	s, _ = runtimeSpec(in)
 	if *s.Linux.Resources.CPU.Quota != minQuota || s.Linux.Resources.Memory != nil {
 		t.Errorf("resources = %+v", s.Linux.Resources)
+	}
+	// Spec.Mounts come last, as bind mounts: nosuid, nodev, read-only when asked.
+	in.Spec.Mounts = []driver.Mount{{Source: "/q/configs/web-1/app", Target: "/etc/app.conf", ReadOnly: true}, {Source: "/srv/shared", Target: "/shared"}}
+	s, _ = runtimeSpec(in)
+	got := s.Mounts[len(s.Mounts)-2:]
+	want := []specs.Mount{
+		{Destination: "/etc/app.conf", Type: "bind", Source: "/q/configs/web-1/app", Options: []string{"rbind", "nosuid", "nodev", "ro"}},
+		{Destination: "/shared", Type: "bind", Source: "/srv/shared", Options: []string{"rbind", "nosuid", "nodev"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the spec's mounts became %+v, want %+v", got, want)
 	}
 	if long := hostname(strings.Repeat("a", 62) + "-bcd"); len(long) > 63 || strings.HasSuffix(long, "-") {
 		t.Errorf("hostname of a long ID = %q", long)

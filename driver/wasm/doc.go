@@ -24,10 +24,21 @@
 //   - Its environment is exactly Spec.Env.
 //   - A directory of its own, preopened at /data (file descriptor 3): <Dir>/<id>/data,
 //     kept when the depot restarts and deleted by Remove. It sees nothing else of the
-//     node's files, and cannot make symlinks (wazero follows them on the host).
-//   - A listening TCP socket for the port in PORT (file descriptor 4), on the address
-//     in QNET_HOST (else Config.ListenHost), and one for each other QNET_PORT_<NAME>, in
-//     the order of the names, from file descriptor 5 on. WASI preview 1 has no bind or
+//     node's files but its mounts, and cannot make symlinks (wazero follows them on
+//     the host).
+//   - Spec.Mounts, through preopened directories (WASI preview 1 preopens directories
+//     only), from file descriptor 4 on, in the order of their guest paths: a directory
+//     mount is the node's directory at its Target (read-only when asked: wazero then
+//     refuses every change); file mounts, which must be ReadOnly, are shown through a
+//     read-only directory at their Target's parent that holds exactly the file mounts
+//     there, under their target names, each read from its Source at every open (no
+//     copy, so a file replaced on the node is seen at once). A file mount cannot share
+//     its parent with a directory mount, and nothing is mounted at /data or beside the
+//     files in it. A missing source, or a mount WASI cannot show, is an ErrBadSpec.
+//   - A listening TCP socket for the port in PORT (file descriptor 4, or 4 plus the
+//     number of directories preopened for Spec.Mounts), on the address in QNET_HOST
+//     (else Config.ListenHost), and one for each other QNET_PORT_<NAME>, in the order
+//     of the names, on the file descriptors that follow. WASI preview 1 has no bind or
 //     connect, only accept on preopened sockets (wazero's experimental sock package).
 //     The socket comes in blocking mode; a Go module, single-threaded under WASI, makes
 //     it non-blocking so that its runtime parks the accepting goroutine:

@@ -45,7 +45,7 @@ const DataDir = proto.GuestDataPath
 // File descriptors a depot's module finds open.
 const (
 	DataFD          = proto.DataFD          // the preopened directory DataDir
-	ListenerFD      = proto.FirstListenerFD // the listener on $PORT
+	ListenerFD      = proto.FirstListenerFD // the listener on $PORT, for a depot without Spec.Mounts
 	FirstListenerFD = proto.FirstListenerFD // the listeners in order: $PORT, then each other $QNET_PORT_<NAME> by name
 )
 
@@ -261,7 +261,11 @@ func (d *Driver) prepare(s driver.Spec) (proto.Launch, error) {
 	if err != nil {
 		return proto.Launch{}, fmt.Errorf("%w: %w", driver.ErrBadSpec, err)
 	}
-	return proto.Launch{Spec: s, Root: d.depots.Root(), Module: module, Listeners: listeners, Cgroup: d.Hier, RequireLimits: d.Require}, nil
+	preopens, err := proto.Preopens(s.Mounts, os.Stat)
+	if err != nil {
+		return proto.Launch{}, fmt.Errorf("%w: depot %q: %w", driver.ErrBadSpec, s.ID, err)
+	}
+	return proto.Launch{Spec: s, Root: d.depots.Root(), Module: module, Preopens: preopens, Listeners: listeners, Cgroup: d.Hier, RequireLimits: d.Require}, nil
 }
 
 // listenersFor returns the listeners of a depot: one for PORT, then one for each other

@@ -828,3 +828,59 @@ func TestSupervisorUsage(t *testing.T) {
 		t.Errorf("wasm-shim without the agent's connection: %v\n%s", err, out)
 	}
 }
+
+// TestMounts checks that a module reads file mounts at their targets (config and
+// secret files) through a read-only directory holding only them, that a read-only
+// directory mount refuses changes, and that a writable one takes them.
+func TestMounts(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t)
+	node := t.TempDir()
+	for name, data := range map[string]string{"nginx": "worker_processes 1;", "tls-key": "key-material", "other": "not mounted"} {
+		if err := os.WriteFile(filepath.Join(node, name), []byte(data), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared, scratch := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(shared, "ro.txt"), []byte("shared"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := appSpec(t, "mounts", "files", "/etc/nginx/nginx.conf", "/run/secrets/tls.key", "/srv/ro.txt", "/scratch/new.txt")
+	s.Mounts = []driver.Mount{
+		{Source: filepath.Join(node, "nginx"), Target: "/etc/nginx/nginx.conf", ReadOnly: true},
+		{Source: filepath.Join(node, "tls-key"), Target: "/run/secrets/tls.key", ReadOnly: true},
+		{Source: shared, Target: "/srv", ReadOnly: true},
+		{Source: scratch, Target: "/scratch"},
+	}
+	if st := wait(t, start(t, d, s)); st.Code != 0 {
+		t.Fatalf("%+v\n%s", st, readLog(d, "mounts"))
+	}
+	logs := readLog(d, "mounts")
+	for _, w := range []string{
+		`read /etc/nginx/nginx.conf: "worker_processes 1;" <nil>`,
+		`list /etc/nginx: [nginx.conf] <nil>`,
+		`write /etc/nginx/nginx.conf refused`,
+		`read /run/secrets/tls.key: "key-material" <nil>`,
+		`list /run/secrets: [tls.key] <nil>`,
+		`write /run/secrets/tls.key refused`,
+		`read /srv/ro.txt: "shared" <nil>`,
+		`write /srv/ro.txt refused`,
+		`wrote /scratch/new.txt`,
+	} {
+		if !strings.Contains(logs, w+"\n") {
+			t.Errorf("logs lack %q:\n%s", w, logs)
+		}
+	}
+	for path, want := range map[string]string{filepath.Join(node, "nginx"): "worker_processes 1;", filepath.Join(shared, "ro.txt"): "shared", filepath.Join(scratch, "new.txt"): "changed"} {
+		if data, _ := os.ReadFile(path); string(data) != want {
+			t.Errorf("node file %s holds %q, want %q", path, data, want)
+		}
+	}
+
+	// What WASI cannot show is refused before anything starts.
+	bad := appSpec(t, "mounts-bad", "files")
+	bad.Mounts = []driver.Mount{{Source: filepath.Join(node, "nginx"), Target: "/etc/nginx.conf"}}
+	if _, err := d.Start(context.Background(), bad); !errors.Is(err, driver.ErrBadSpec) || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("Start with a writable file mount = %v, want ErrBadSpec saying file mounts are read-only", err)
+	}
+}

@@ -347,7 +347,7 @@ func instantiate(ctx context.Context, eng *engine, cm wazero.CompiledModule, l p
 		WithArgs(append([]string{spec.Command}, spec.Args...)...).
 		WithStdout(stdout).
 		WithStderr(stderr).
-		WithFSConfig(wazero.NewFSConfig().WithDirMount(data, proto.GuestDataPath)).
+		WithFSConfig(fsConfig(data, l.Preopens)).
 		// wazero's defaults are deterministic fakes (a clock that advances 1 ms per
 		// reading, sleeps that return at once, a fixed random seed); a depot gets the
 		// real ones.

@@ -80,8 +80,11 @@ type Launch struct {
 	Root string `json:"root"`
 	// Module is the module file, resolved to an absolute path by the agent.
 	Module string `json:"module"`
+	// Preopens are the directories the module gets for Spec.Mounts, in file descriptor
+	// order after DataFD (see Preopens).
+	Preopens []Preopen `json:"preopens,omitempty"`
 	// Listeners are the TCP listeners the module gets, in file descriptor order from
-	// FirstListenerFD.
+	// FirstListenerFDAfter(len(Preopens)).
 	Listeners []Listener `json:"listeners,omitempty"`
 	// Cgroup is the node's hierarchy as the agent detected it; Version None means no
 	// group (and no CPU limit).
@@ -110,7 +113,7 @@ type Listener struct {
 // File descriptors the module finds open (WASI preview 1 numbers them in this order).
 const (
 	DataFD          = 3 // the preopened directory GuestDataPath
-	FirstListenerFD = 4 // the first of Launch.Listeners; the others follow
+	FirstListenerFD = 4 // the first of Launch.Listeners when there are no Launch.Preopens; the others follow
 )
 
 // Phase says how far a supervisor got.

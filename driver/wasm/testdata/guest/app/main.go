@@ -62,6 +62,8 @@ func main() {
 		}
 	case "env":
 		env()
+	case "files":
+		files(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
@@ -105,4 +107,24 @@ func env() {
 	time.Sleep(20 * time.Millisecond)
 	fmt.Println("slept_ms=" + strconv.FormatInt(time.Since(t0).Milliseconds(), 10))
 	fmt.Println("year=" + strconv.Itoa(time.Now().Year()))
+}
+
+// files prints each file it is given and its directory's listing, and tries to change
+// the file.
+func files(paths []string) {
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		fmt.Printf("read %s: %q %v\n", p, data, err)
+		entries, err := os.ReadDir(filepath.Dir(p))
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		fmt.Printf("list %s: %v %v\n", filepath.Dir(p), names, err)
+		if err := os.WriteFile(p, []byte("changed"), 0o644); err != nil {
+			fmt.Printf("write %s refused\n", p)
+		} else {
+			fmt.Printf("wrote %s\n", p)
+		}
+	}
 }
