@@ -138,6 +138,12 @@ func TestSubmitRefusesBadInput(t *testing.T) {
 	if committed.Error != "" || committed.Height == 0 || committed.ID != good.ID().String() {
 		t.Fatalf("good tx result: %+v", committed)
 	}
+	// The leader then records the (empty) rollout's completion; after that, nothing
+	// changes the state but what the requests below would.
+	waitFor(t, "the good service's rollout recorded", func() bool {
+		svc, ok, err := n.Store().Service("good")
+		return err == nil && ok && svc.CurrentRollout().Phase == ledger.RolloutComplete
+	})
 
 	bad := []struct {
 		name string
