@@ -17,7 +17,13 @@ func (n *Node) checkFlow(from netip.AddrPort, sp netsvc.ServicePort) error {
 	if !n.catalog.Restricted() {
 		return nil // no service limits its flows: nothing to trace
 	}
-	depot, ok := socketOwnerDepot(from)
+	roots := map[int]string{}
+	for id, st := range n.agent.Depots() {
+		if st.PID > 0 {
+			roots[st.PID] = id
+		}
+	}
+	depot, ok := socketOwnerDepot(from, roots)
 	if !ok {
 		return nil
 	}

@@ -210,7 +210,7 @@ func committed(t *testing.T, n *qnettest.Node, nodes int) bool {
 }
 
 // TestFlowsAllow has a depot whose manifest allows it to reach only another service
-// connect (and hold the connection a second) to a third through its node's proxy: the proxy refuses it and records the
+// connect (and hold the connection two seconds) to a third through its node's proxy: the proxy refuses it and records the
 // refusal, which the audit lists; the node's own users pass.
 func TestFlowsAllow(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
@@ -231,7 +231,7 @@ func TestFlowsAllow(t *testing.T) {
 kind: Service
 metadata: {name: web}
 spec:
-  depot: {exec: {command: bash, args: ["-c", "while :; do exec 3<>/dev/tcp/%s/%s; sleep 1; exec 3>&-; done"]}}
+  depot: {exec: {command: bash, args: ["-c", "while :; do exec 3<>/dev/tcp/%s/%s; sleep 2; exec 3>&-; done"]}}
   resources: {cpu: 20m, memory: 32Mi}
   flows: {allow: [cache]}
 `, host, port))

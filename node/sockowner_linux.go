@@ -13,47 +13,77 @@ import (
 )
 
 // socketOwnerDepot finds the depot whose process holds the TCP socket bound to local
-// address addr on this host (the client end of a connection to the proxy): the socket's
-// inode from /proc/net/tcp{,6}, the process that has it open from /proc/*/fd, and the
-// depot from that process's QNET_DEPOT_ID, which the agent gives every depot and its
-// children inherit. ok is false when no depot holds it (a process of the node's users).
-func socketOwnerDepot(addr netip.AddrPort) (depot string, ok bool) {
+// address addr on this host (the client end of a connection to the proxy). roots maps
+// the main process of each depot running on this node to the depot's ID. The socket's
+// inode comes from /proc/net/tcp{,6}; the processes searched for it are the roots and
+// their descendants only (from the parent PIDs in /proc/*/stat), so the search costs a
+// few directory reads, not a scan of every process's descriptors. ok is false when no
+// depot holds it (a process of the node's users).
+func socketOwnerDepot(addr netip.AddrPort, roots map[int]string) (depot string, ok bool) {
+	if len(roots) == 0 {
+		return "", false
+	}
 	inode := socketInode(addr)
 	if inode == "" {
 		return "", false
 	}
 	target := "socket:[" + inode + "]"
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid := p.Name()
-		if _, err := strconv.Atoi(pid); err != nil {
-			continue
-		}
-		fds, err := os.ReadDir(filepath.Join("/proc", pid, "fd"))
+	for pid, id := range depotProcesses(roots) {
+		p := strconv.Itoa(pid)
+		fds, err := os.ReadDir(filepath.Join("/proc", p, "fd"))
 		if err != nil {
 			continue
 		}
 		for _, fd := range fds {
-			if l, err := os.Readlink(filepath.Join("/proc", pid, "fd", fd.Name())); err == nil && l == target {
-				return depotOfProcess(pid)
+			if l, err := os.Readlink(filepath.Join("/proc", p, "fd", fd.Name())); err == nil && l == target {
+				return id, true
 			}
 		}
 	}
 	return "", false
 }
 
-// depotOfProcess reads QNET_DEPOT_ID from a process's environment.
-func depotOfProcess(pid string) (string, bool) {
-	env, err := os.ReadFile(filepath.Join("/proc", pid, "environ"))
-	if err != nil {
-		return "", false
-	}
-	for kv := range bytes.SplitSeq(env, []byte{0}) {
-		if v, found := bytes.CutPrefix(kv, []byte("QNET_DEPOT_ID=")); found && len(v) > 0 {
-			return string(v), true
+// depotProcesses returns every process descended from (or being) one of roots, with
+// the depot of its root.
+func depotProcesses(roots map[int]string) map[int]string {
+	parent := map[int]int{}
+	procs, _ := os.ReadDir("/proc")
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses, so read
+		// after the last ')'.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			parent[pid] = ppid
 		}
 	}
-	return "", false
+	out := map[int]string{}
+	for pid := range parent {
+		for p, hops := pid, 0; p > 1 && hops < 64; p, hops = parent[p], hops+1 {
+			if id, ok := roots[p]; ok {
+				out[pid] = id
+				break
+			}
+		}
+	}
+	for pid, id := range roots {
+		out[pid] = id
+	}
+	return out
 }
 
 // socketInode returns the inode of the TCP socket whose local address is addr.
