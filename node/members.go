@@ -174,9 +174,20 @@ func (n *Node) watchRevocations(ctx context.Context) {
 	var grace sync.WaitGroup
 	defer grace.Wait()
 	for {
+		// Events can be dropped when this loop falls behind (the subscriber must not
+		// block the state machine), so every change of the state is also checked
+		// against the tunnels: none may stay up to a node the ledger no longer has.
+		// A tunnel whose handshake was under way when the node was removed comes up
+		// after that change: a slow tick catches it too.
+		_, changed := n.store.Watch()
+		n.closeRemovedTunnels()
+		tick := time.NewTimer(time.Second)
 		select {
 		case <-ctx.Done():
+			tick.Stop()
 			return
+		case <-tick.C:
+		case <-changed:
 		case batch := <-evs:
 			for _, e := range batch {
 				switch e.Kind {
@@ -200,6 +211,15 @@ func (n *Node) watchRevocations(ctx context.Context) {
 					})
 				}
 			}
+		}
+	}
+}
+
+// closeRemovedTunnels closes the tunnels to nodes the ledger no longer has.
+func (n *Node) closeRemovedTunnels() {
+	for _, id := range n.mesh.Connected() {
+		if _, ok, err := n.store.Node(id); err == nil && !ok {
+			n.mesh.CloseNode(id)
 		}
 	}
 }
