@@ -167,7 +167,9 @@ func TestKilledDepotComesBack(t *testing.T) {
 	}
 	qnettest.WaitFor(t, 20*time.Second, "the killed depot to be ready again", func() bool {
 		d := depotOf(t, n, "hello")
-		return d.Status.Ready && d.Status.PID != before.Status.PID && d.Status.Restarts == before.Status.Restarts+1
+		// At least one restart: on a loaded machine the new process may miss a probe
+		// under its 50m CPU quota and be restarted once more.
+		return d.Status.Ready && d.Status.PID != before.Status.PID && d.Status.Restarts >= before.Status.Restarts+1
 	})
 	after := depotOf(t, n, "hello")
 	if after.ID != before.ID || !alive(after.Status.PID) {
