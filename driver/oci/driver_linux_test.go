@@ -316,7 +316,7 @@ func TestRemoveCleansUp(t *testing.T) {
 	}
 	o, e := d.Logs("clean")
 	for _, p := range []string{d.depots.Dir("clean"), ep.NetNS, ep.Lease, filepath.Join(d.runcRoot, "clean"), o, e,
-		filepath.Join(d.Cgroups().Memory, testParent, "clean")} {
+		filepath.Join(d.Cgroups().Memory, d.cfg.CgroupParent, "clean")} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s is left after Remove", p)
 		}

@@ -18,14 +18,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"qnet.dev/qnet/cgroup"
 	"qnet.dev/qnet/depot"
 	"qnet.dev/qnet/driver"
 	"qnet.dev/qnet/driver/exec/shim"
-	"qnet.dev/qnet/driver/internal/depotgroup"
 	"qnet.dev/qnet/driver/internal/drivertest"
 	"qnet.dev/qnet/driver/oci/network"
 )
@@ -40,6 +39,8 @@ var (
 	// testLeases is shared by every driver of the test process: they share the bridge
 	// and subnet, so they must share the leases.
 	testLeases string
+	// parents numbers the drivers' cgroup parents, testParent-N.
+	parents atomic.Int64
 )
 
 func TestMain(m *testing.M) {
@@ -61,12 +62,11 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(appDir)
 	}
 	exec.Command("ip", "link", "del", testBridge).Run()
-	depotgroup.RemoveParent(cgroup.Detect(testParent), testParent)
-	// runc makes the parent in every hierarchy it uses.
-	if paths, _ := filepath.Glob("/sys/fs/cgroup/*/" + testParent); len(paths) > 0 {
-		for _, p := range paths {
-			os.Remove(p)
-		}
+	// Drivers remove their parents when they close; runc makes a parent in every
+	// hierarchy it uses, and a test that failed may leave one.
+	paths, _ := filepath.Glob("/sys/fs/cgroup/*/" + testParent + "-*")
+	for _, p := range paths {
+		os.Remove(p)
 	}
 	os.Exit(code)
 }
@@ -372,7 +372,9 @@ func testConfig(dir string, store Images) Config {
 		Dir: dir, Images: store,
 		ShimBinary: os.Args[0], ShimEnv: []string{"QNET_TEST_SHIM=1", drivertest.NoRaceExitSleep},
 		HelperBinary: os.Args[0], HelperEnv: []string{"QNET_TEST_OCIRUN=1", drivertest.NoRaceExitSleep},
-		CgroupParent: testParent,
+		// A parent of its own: a driver's Close removes its parent when it is empty,
+		// which must not race with another test's runc making a group in it.
+		CgroupParent: fmt.Sprintf("%s-%d", testParent, parents.Add(1)),
 		Network: &network.Config{
 			Bridge: testBridge, Subnet: testSubnet,
 			NetnsDir: filepath.Join(dir, "netns"), LeaseDir: testLeases,
