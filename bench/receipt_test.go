@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"qnet.dev/qnet/netsvc/receipt"
+	"qnet.dev/qnet/tunnel"
 )
 
 // BenchmarkReceiptCost measures what transfer receipts cost on the cross-node path:
@@ -21,8 +22,6 @@ import (
 func BenchmarkReceiptCost(b *testing.B) {
 	dcfg, lcfg := tunnelNodes(b)
 	w, r, _, _ := streamPair(b, dcfg, lcfg)
-	dialCfg := receipt.Config{Self: dcfg.Key.ID(), Key: dcfg.Key, Peer: lcfg.Key.ID(), PeerKey: lcfg.Key.Public()}
-	accCfg := receipt.Config{Self: lcfg.Key.ID(), Key: lcfg.Key, Peer: dcfg.Key.ID(), PeerKey: dcfg.Key.Public()}
 	ctx := context.Background()
 	var raw, metered, finish time.Duration
 	flows := 0
@@ -33,23 +32,7 @@ func BenchmarkReceiptCost(b *testing.B) {
 			raw += took
 
 			// A flow of its own in each slice, on a fresh stream of the same tunnel.
-			mw, mr, _, _ := streamPair(b, dcfg, lcfg)
-			acc := make(chan *receipt.Conn, 1)
-			go func() {
-				c, err := receipt.WrapAcceptor(ctx, mr, accCfg)
-				if err != nil {
-					b.Error(err)
-				}
-				acc <- c
-			}()
-			dc, err := receipt.WrapDialer(ctx, mw, dialCfg, receipt.Target{Service: "bench", Port: "data", Depot: "bench-0"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ac := <-acc
-			if ac == nil {
-				b.FailNow()
-			}
+			dc, ac := flowPair(b, dcfg, lcfg, "data")
 			took, _ = transfer(b, dc, ac, slice)
 			metered += took
 			start := time.Now()
@@ -80,26 +63,7 @@ func BenchmarkReceiptCost(b *testing.B) {
 func BenchmarkReceiptCostRequests(b *testing.B) {
 	dcfg, lcfg := tunnelNodes(b)
 	w, r, _, _ := streamPair(b, dcfg, lcfg)
-	mw, mr, _, _ := streamPair(b, dcfg, lcfg)
-	dialCfg := receipt.Config{Self: dcfg.Key.ID(), Key: dcfg.Key, Peer: lcfg.Key.ID(), PeerKey: lcfg.Key.Public()}
-	accCfg := receipt.Config{Self: lcfg.Key.ID(), Key: lcfg.Key, Peer: dcfg.Key.ID(), PeerKey: dcfg.Key.Public()}
-	ctx := context.Background()
-	acc := make(chan *receipt.Conn, 1)
-	go func() {
-		c, err := receipt.WrapAcceptor(ctx, mr, accCfg)
-		if err != nil {
-			b.Error(err)
-		}
-		acc <- c
-	}()
-	dc, err := receipt.WrapDialer(ctx, mw, dialCfg, receipt.Target{Service: "bench", Port: "http", Depot: "bench-0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ac := <-acc
-	if ac == nil {
-		b.FailNow()
-	}
+	dc, ac := flowPair(b, dcfg, lcfg, "http")
 	const rounds = 2000
 	var raw, metered time.Duration
 	for b.Loop() {
@@ -145,4 +109,31 @@ func pingPong(b *testing.B, c, s io.ReadWriter, n int) time.Duration {
 		b.Fatal(err)
 	}
 	return took
+}
+
+// flowPair opens a stream of a tunnel between the two nodes and starts a flow on it in
+// the receipt frame layer: the dialing end and the accepting one.
+func flowPair(b *testing.B, dcfg, lcfg tunnel.Config, port string) (dialer, acceptor *receipt.Conn) {
+	b.Helper()
+	mw, mr, _, _ := streamPair(b, dcfg, lcfg)
+	dialCfg := receipt.Config{Self: dcfg.Key.ID(), Key: dcfg.Key, Peer: lcfg.Key.ID(), PeerKey: lcfg.Key.Public()}
+	accCfg := receipt.Config{Self: lcfg.Key.ID(), Key: lcfg.Key, Peer: dcfg.Key.ID(), PeerKey: dcfg.Key.Public()}
+	ctx := context.Background()
+	acc := make(chan *receipt.Conn, 1)
+	go func() {
+		c, err := receipt.WrapAcceptor(ctx, mr, accCfg)
+		if err != nil {
+			b.Error(err)
+		}
+		acc <- c
+	}()
+	dc, err := receipt.WrapDialer(ctx, mw, dialCfg, receipt.Target{Service: "bench", Port: port, Depot: "bench-0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ac := <-acc
+	if ac == nil {
+		b.FailNow()
+	}
+	return dc, ac
 }
