@@ -2,14 +2,8 @@ package node
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
-	"slices"
-	"sync"
-	"time"
 
-	"qnet.dev/qnet/netsvc"
 	"qnet.dev/qnet/netsvc/ingress"
 	"qnet.dev/qnet/state"
 )
@@ -66,7 +60,7 @@ func (n *Node) startIngress(ctx context.Context) error {
 	}
 	refresh()
 	cfg := ingress.DefaultConfig()
-	cfg.HTTPAddr, cfg.Network, cfg.Routes, cfg.Backend, cfg.Logger = n.cfg.IngressAddr, n.catalog.Network(), table, n, n.log
+	cfg.HTTPAddr, cfg.Network, cfg.Routes, cfg.Backend, cfg.Logger = n.cfg.IngressAddr, n.catalog.Network(), table, n.proxy, n.log
 	if h, _, err := net.SplitHostPort(n.cfg.IngressAddr); err == nil {
 		cfg.TCPHost = h
 	}
@@ -91,55 +85,6 @@ func (n *Node) startIngress(ctx context.Context) error {
 			n.log.Error("ingress stopped", "err", err)
 		}
 	})
-	return nil
-}
-
-// DialService implements ingress.Backend: a connection to a ready replica of the
-// service's port, chosen as the proxy chooses (local first, then the two-choices pick
-// by latency and load), through a tunnel when the replica is on another node.
-func (n *Node) DialService(ctx context.Context, service, port string) (net.Conn, error) {
-	eps := n.catalog.Endpoints(service, port)
-	if len(eps) == 0 {
-		return nil, fmt.Errorf("service %s has no ready replica for port %s", service, port)
-	}
-	var errs []error
-	for attempt := 0; attempt < 3 && len(eps) > 0; attempt++ {
-		e, ok := n.balancer.Pick(eps)
-		if !ok {
-			break
-		}
-		start := time.Now()
-		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		c, err := n.DialEndpoint(dctx, e)
-		cancel()
-		n.balancer.Observe(e, time.Since(start), err)
-		if err == nil {
-			n.balancer.Begin(e)
-			return &endedConn{Conn: c, end: func() { n.balancer.End(e) }}, nil
-		}
-		errs = append(errs, err)
-		eps = slices.DeleteFunc(eps, func(x netsvc.Endpoint) bool { return x.Depot == e.Depot })
-	}
-	return nil, fmt.Errorf("service %s port %s: no replica could be reached: %w", service, port, errors.Join(errs...))
-}
-
-// endedConn tells the balancer when a connection ends.
-type endedConn struct {
-	net.Conn
-	once sync.Once
-	end  func()
-}
-
-func (c *endedConn) Close() error {
-	c.once.Do(c.end)
-	return c.Conn.Close()
-}
-
-// CloseWrite passes a half-close on when the conn can do one.
-func (c *endedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
 	return nil
 }
 

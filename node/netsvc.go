@@ -46,12 +46,9 @@ func (n *Node) startNetServices(ctx context.Context) error {
 	}
 	n.wg.Go(func() { n.commitReceipts(ctx) })
 
-	bal, err := proxy.NewBalancer(proxy.BalancerConfig{})
-	if err != nil {
-		return err
-	}
-	n.balancer = bal
-	pcfg := proxy.Config{Catalog: n.catalog, Dialer: n, Logger: n.log.With("part", "proxy"), Listen: listenShared, Balancer: bal, Flows: n.checkFlow}
+	// The ingress dials services through the proxy too (Proxy.DialService): one
+	// balancer sees all of the node's connections to a service.
+	pcfg := proxy.Config{Catalog: n.catalog, Dialer: n, Logger: n.log.With("part", "proxy"), Listen: listenShared, Flows: n.checkFlow}
 	if n.cfg.ProxyBind != nil {
 		pcfg.Bind = n.cfg.ProxyBind
 	}

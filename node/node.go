@@ -142,7 +142,6 @@ type Node struct {
 	// their stable addresses, DNS.
 	catalog  *catalog
 	proxy    *proxy.Proxy
-	balancer *proxy.Balancer
 	dns      *dns.Server
 	ingress  *ingress.Ingress
 	receipts *receipt.Log

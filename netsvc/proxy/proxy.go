@@ -401,33 +401,18 @@ func (p *Proxy) connect(ctx context.Context, sp netsvc.ServicePort, pc *portCoun
 	var tried []Key
 	var errs []error
 	for range p.cfg.MaxAttempts {
-		cands := p.candidates(sp, tried)
-		if len(cands) == 0 {
+		e, backend, err := p.dialOne(ctx, sp, &tried)
+		if errors.Is(err, errNoEndpoint) {
 			break
 		}
-		e, ok := p.bal.Pick(cands)
-		if !ok {
-			break
-		}
-		k := KeyOf(e)
-		tried = append(tried, k)
-
-		dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
-		start := p.bal.now()
-		backend, err := p.cfg.Dialer.DialEndpoint(dctx, e)
-		took := p.bal.now().Sub(start)
-		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			p.bal.Observe(e, took, err)
-			p.log.Debug("dial failed", "endpoint", k.String(), "err", err)
-			errs = append(errs, fmt.Errorf("dial %s: %w", k, err))
+			errs = append(errs, err)
 			continue
 		}
-		p.bal.Observe(e, took, nil)
-
+		k := KeyOf(e)
 		c := &conn{ep: e, key: k, port: pc, client: client, backend: backend}
 		if !p.register(c) {
 			backend.Close()
@@ -442,10 +427,87 @@ func (p *Proxy) connect(ctx context.Context, sp netsvc.ServicePort, pc *portCoun
 		}
 		return c, nil
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("no endpoint of %s/%s answered: %w", sp.Service, sp.Port, errors.Join(errs...))
+	return nil, noneAnswered(sp, errs)
+}
+
+// DialService opens a connection to a ready endpoint of a service's port as the
+// proxy's own connections are opened: the balancer's choice, local first, other
+// endpoints tried when a dial fails. The node's ingress reaches services through it.
+// Closing the connection tells the balancer it ended.
+func (p *Proxy) DialService(ctx context.Context, service, port string) (net.Conn, error) {
+	sp := netsvc.ServicePort{Service: service, Port: port}
+	var tried []Key
+	var errs []error
+	for range p.cfg.MaxAttempts {
+		e, backend, err := p.dialOne(ctx, sp, &tried)
+		if errors.Is(err, errNoEndpoint) {
+			break
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			errs = append(errs, err)
+			continue
+		}
+		p.bal.Begin(e)
+		return &countedConn{Conn: backend, end: func() { p.bal.End(e) }}, nil
 	}
-	return nil, fmt.Errorf("%s/%s: %w", sp.Service, sp.Port, errNoEndpoint)
+	return nil, noneAnswered(sp, errs)
+}
+
+// dialOne dials one endpoint of sp that is not in tried, chosen by the balancer, adds
+// it to tried and tells the balancer how the dial went. errNoEndpoint: none is left.
+func (p *Proxy) dialOne(ctx context.Context, sp netsvc.ServicePort, tried *[]Key) (netsvc.Endpoint, net.Conn, error) {
+	cands := p.candidates(sp, *tried)
+	e, ok := p.bal.Pick(cands)
+	if len(cands) == 0 || !ok {
+		return netsvc.Endpoint{}, nil, errNoEndpoint
+	}
+	k := KeyOf(e)
+	*tried = append(*tried, k)
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	start := p.bal.now()
+	backend, err := p.cfg.Dialer.DialEndpoint(dctx, e)
+	took := p.bal.now().Sub(start)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return e, nil, ctx.Err()
+	}
+	p.bal.Observe(e, took, err)
+	if err != nil {
+		p.log.Debug("dial failed", "endpoint", k.String(), "err", err)
+		return e, nil, fmt.Errorf("dial %s: %w", k, err)
+	}
+	return e, backend, nil
+}
+
+// noneAnswered is the error of a connection no endpoint of sp took.
+func noneAnswered(sp netsvc.ServicePort, errs []error) error {
+	if len(errs) > 0 {
+		return fmt.Errorf("no endpoint of %s/%s answered: %w", sp.Service, sp.Port, errors.Join(errs...))
+	}
+	return fmt.Errorf("%s/%s: %w", sp.Service, sp.Port, errNoEndpoint)
+}
+
+// countedConn tells the balancer when a connection it chose ends.
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	end  func()
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.end)
+	return c.Conn.Close()
+}
+
+// CloseWrite passes a half-close on when the connection can do one.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // candidates returns the ready endpoints of sp in the catalog that are not in tried.
