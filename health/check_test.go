@@ -233,13 +233,8 @@ func TestTCPCheck(t *testing.T) {
 		t.Fatalf("Run against a listener = %v, want pass", err)
 	}
 
-	// A port nothing listens on: take one from the kernel and give it back.
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedPort := portOf(t, closed.Addr())
-	closed.Close()
+	// A port nothing listens on, held so that no other test can start listening on it.
+	closedPort := refusingPort(t)
 	c, err = NewCheck(&manifest.Probe{TCP: &manifest.TCPCheck{Port: "db"}},
 		Target{Ports: map[string]int{"db": closedPort}})
 	if err != nil {
@@ -373,4 +368,25 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
 	}
+}
+
+// refusingPort returns a loopback TCP port that refuses connections for the rest of the
+// test: a socket is bound to it but never listens, so the kernel answers every SYN with a
+// reset, and no other process can take the port in the meantime (a port taken from the
+// kernel and given back can be reused by a test running in parallel).
+func refusingPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
 }
