@@ -192,6 +192,44 @@ func (h Hierarchy) Make(name string) (*Group, error) {
 	return g, nil
 }
 
+// Rename gives the group, processes and all, a new name under the same parent and
+// returns it under that name. Renaming moves no process: it is a directory rename in
+// each hierarchy, so it takes microseconds, where moving a running multi-threaded
+// process into a group (Join) waits for the kernel to quiesce the process's threads
+// (milliseconds on cgroup v1). A supervisor can therefore join a group of its own
+// ahead of time and give it its depot's name when the depot starts.
+//
+// A group already called name is replaced when it is empty (one left behind by a
+// depot killed with its supervisor); one with processes is not, and Rename fails.
+// When a hierarchy cannot be renamed the ones already renamed are renamed back, so
+// the group keeps one name in all of them.
+func (g *Group) Rename(h Hierarchy, name string) (*Group, error) {
+	to, err := h.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(to.dirs) != len(g.dirs) {
+		return nil, fmt.Errorf("rename cgroup %q to %q: the group is in %d hierarchies, the node has %d", g.name, name, len(g.dirs), len(to.dirs))
+	}
+	for i, d := range g.dirs {
+		err := os.Rename(d, to.dirs[i])
+		if err != nil && (errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EBUSY)) {
+			// cgroupfs refuses to rename onto an existing group: take away a stale,
+			// empty one (rmdir fails on a group with processes or children) and retry.
+			if rmErr := os.Remove(to.dirs[i]); rmErr == nil || gone(rmErr) {
+				err = os.Rename(d, to.dirs[i])
+			}
+		}
+		if err != nil {
+			for j := i - 1; j >= 0; j-- {
+				os.Rename(to.dirs[j], g.dirs[j])
+			}
+			return nil, fmt.Errorf("rename cgroup %q to %q: %w", g.name, name, err)
+		}
+	}
+	return to, nil
+}
+
 // Limit sets the group's CPU and memory limits and reports which are enforced; a limit
 // that cannot be set is reported with the reason, not an error.
 func (g *Group) Limit(h Hierarchy, l Limits) Report {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -391,5 +392,79 @@ func TestRealOOMKill(t *testing.T) {
 	n, err := g.OOMKills()
 	if err != nil || n < 1 {
 		t.Errorf("OOMKills = %d, %v; want >= 1", n, err)
+	}
+}
+
+func TestRealRename(t *testing.T) {
+	t.Parallel()
+	h := realHierarchy(t)
+	warm, err := h.Make(".warm-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanupGroup(warm) })
+	sleeper := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "300")
+		if err := cmd.Start(); err != nil {
+			t.Skipf("no sleep command: %v", err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	cmd := sleeper()
+	if err := warm.Join(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	// A stale, empty group of the target name is replaced.
+	if _, err := h.Make("depot"); err != nil {
+		t.Fatal(err)
+	}
+	g, err := warm.Rename(h, "depot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanupGroup(g) })
+	if g.Name() != "depot" {
+		t.Errorf("renamed group is called %q", g.Name())
+	}
+	pids, err := g.PIDs()
+	if err != nil || !slices.Equal(pids, []int{cmd.Process.Pid}) {
+		t.Errorf("renamed group holds %v (%v), want the process that was in the old one, %d", pids, err, cmd.Process.Pid)
+	}
+	self, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(self), "/"+h.Parent+"/depot\n") {
+		t.Errorf("/proc/PID/cgroup after the rename:\n%s", self)
+	}
+	for _, d := range warm.Dirs() {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("old name %s still exists: %v", d, err)
+		}
+	}
+	if rep := g.Limit(h, Limits{CPU: 250}); !rep.CPUEnforced {
+		t.Errorf("limit on the renamed group: %+v", rep)
+	}
+
+	// A group with processes is never replaced: the rename fails and changes nothing.
+	other, err := h.Make(".warm-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanupGroup(other) })
+	if _, err := other.Rename(h, "depot"); err == nil {
+		t.Fatal("rename onto a group with a process succeeded")
+	}
+	for _, d := range other.Dirs() {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("after a refused rename %s: %v", d, err)
+		}
+	}
+	if pids, _ := g.PIDs(); len(pids) != 1 {
+		t.Errorf("after a refused rename onto it the group holds %v", pids)
+	}
+	if _, err := other.Rename(h, "a/b"); err == nil {
+		t.Error("rename to a path with '/' succeeded")
 	}
 }

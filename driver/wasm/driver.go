@@ -3,6 +3,7 @@ package wasm
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -442,7 +443,11 @@ func (d *Driver) spawn(prime string) (*supervisorProc, error) {
 		return nil, fmt.Errorf("connection to the supervisor: %w", err)
 	}
 	sp := &supervisorProc{Proc: p, conn: conn, w: proto.NewWriter(conn), r: proto.NewReader(conn), prime: prime, ready: make(chan struct{})}
-	if err := sp.w.Send(proto.Message{Init: &proto.Init{CacheDir: d.cacheDir, Prime: prime}}); err != nil {
+	init := &proto.Init{CacheDir: d.cacheDir, Prime: prime}
+	if d.Hier.Version != cgroup.None {
+		init.Cgroup, init.Group = d.Hier, proto.WarmGroupPrefix+rand.Text()[:12]
+	}
+	if err := sp.w.Send(proto.Message{Init: init}); err != nil {
 		sp.discard()
 		return nil, fmt.Errorf("start supervisor %s: %w", d.shim.Path, err)
 	}
@@ -657,6 +662,8 @@ func (d *Driver) supervisorAlive(id string) bool {
 // The module's environment is never stored on disk (it may hold secrets), so the Spec
 // of a recovered depot has Env nil.
 func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
+	// The groups of supervisors killed while they waited for a launch.
+	depotgroup.RemoveEmpty(d.Hier, proto.WarmGroupPrefix)
 	prime := ""
 	out, err := d.depots.Recover(ctx, func(id string) (*handle, error) {
 		h, module, err := d.recoverOne(ctx, id)
@@ -805,6 +812,9 @@ func (d *Driver) Close() error {
 	if sp != nil {
 		sp.discard()
 	}
+	// A supervisor that waited removes its group as it exits; one that was killed
+	// leaves it, empty.
+	depotgroup.RemoveEmpty(d.Hier, proto.WarmGroupPrefix)
 	// Fails, harmlessly, while depot groups (of either driver) remain under it.
 	depotgroup.RemoveParent(d.Hier, d.Hier.Parent)
 	return nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -707,9 +709,11 @@ func TestCPULimitInCgroup(t *testing.T) {
 	if hier.Version == cgroup.V1 {
 		quota, file = "25000", filepath.Join(g.Dirs()[0], "cpu.cfs_quota_us")
 	}
-	if data, err := os.ReadFile(file); err != nil || strings.TrimSpace(string(data)) != quota {
-		t.Errorf("%s = %q, %v; want %q", file, data, err, quota)
-	}
+	// The quota is set right after the start is reported.
+	waitFor(t, "the depot's CPU quota", func() bool {
+		data, err := os.ReadFile(file)
+		return err == nil && strings.TrimSpace(string(data)) == quota
+	})
 	stop(t, h, time.Second)
 	for _, dir := range g.Dirs() {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -727,6 +731,87 @@ func TestCPULimitInCgroup(t *testing.T) {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("cgroup %s of a killed supervisor left: %v", dir, err)
 		}
+	}
+}
+
+// TestWarmSupervisorGroup: a supervisor started in advance waits in a group of its own,
+// which becomes its depot's group (renamed, with the depot's CPU limit) when it takes a
+// launch, so the start does not pay for moving a running process between groups; the
+// driver leaves no such group behind, even of a supervisor killed while it waited.
+func TestWarmSupervisorGroup(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, func(c *Config) { c.CgroupParent = testParent + "-warm" })
+	hier := needCgroups(t, d)
+	parentDir := filepath.Join(hier.CPU, filepath.FromSlash(hier.Parent))
+	warmGroups := func() map[string][]int {
+		out := map[string][]int{}
+		entries, _ := os.ReadDir(parentDir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), proto.WarmGroupPrefix) {
+				g, err := hier.Open(e.Name())
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[e.Name()], _ = g.PIDs()
+			}
+		}
+		return out
+	}
+	warmPID := func() int {
+		d.waitWarm(t)
+		d.warmMu.Lock()
+		defer d.warmMu.Unlock()
+		return d.warm.Cmd.Process.Pid
+	}
+	s := appSpec(t, "grouped", "sleep")
+	s.CPU = 250
+	d.Prime(s.Command)
+	pid := warmPID()
+	before := warmGroups()
+	if len(before) != 1 || !slices.Equal(slices.Collect(maps.Values(before))[0], []int{pid}) {
+		t.Fatalf("groups of waiting supervisors %v, want one holding the warm supervisor %d", before, pid)
+	}
+	h := start(t, d, s)
+	if h.PID() != pid {
+		t.Fatalf("depot runs in supervisor %d, want the warm one %d", h.PID(), pid)
+	}
+	g, err := hier.Open("grouped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := g.PIDs(); err != nil || !slices.Equal(pids, []int{pid}) {
+		t.Errorf("depot group holds %v (%v), want its supervisor %d", pids, err, pid)
+	}
+	for name := range before {
+		if _, err := os.Stat(filepath.Join(parentDir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the warm group %s still exists under its old name: %v", name, err)
+		}
+	}
+	if lim := h.Limits(); !lim.CPUEnforced {
+		t.Errorf("limits %+v, want the CPU enforced", lim)
+	}
+	quota, file := "25000 100000", filepath.Join(g.Dirs()[0], "cpu.max")
+	if hier.Version == cgroup.V1 {
+		quota, file = "25000", filepath.Join(g.Dirs()[0], "cpu.cfs_quota_us")
+	}
+	waitFor(t, "the depot's CPU quota", func() bool {
+		data, err := os.ReadFile(file)
+		return err == nil && strings.TrimSpace(string(data)) == quota
+	})
+	stop(t, h, time.Second)
+
+	// The next warm supervisor, killed while it waits: Close removes its group.
+	next := warmPID()
+	if err := syscall.Kill(next, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.Remove("grouped")
+	d.Close()
+	if left := warmGroups(); len(left) != 0 {
+		t.Errorf("groups of waiting supervisors left after Close: %v", left)
+	}
+	if _, err := os.Stat(parentDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the driver's cgroup parent is left after Close: %v", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"qnet.dev/qnet/cgroup"
@@ -35,6 +36,31 @@ func Sweep(ctx context.Context, h cgroup.Hierarchy, id string, log *slog.Logger)
 	}
 	if err := g.Remove(ctx); err != nil {
 		log.Warn("cgroup not removed", "depot", id, "err", err)
+	}
+}
+
+// RemoveEmpty removes the groups under the parent whose names start with prefix and
+// that hold no process, in each controller's hierarchy: groups a process made for
+// itself and could not remove because it was killed. A group with a process is left
+// alone (the kernel refuses to remove it), so a live owner keeps its group.
+func RemoveEmpty(h cgroup.Hierarchy, prefix string) {
+	if h.Version == cgroup.None || prefix == "" {
+		return
+	}
+	for _, top := range []string{h.CPU, h.Memory} {
+		if top == "" {
+			continue
+		}
+		dir := filepath.Join(top, filepath.FromSlash(h.Parent))
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
 	}
 }
 

@@ -108,7 +108,7 @@ func (e *engine) compile(ctx context.Context, path string) (wazero.CompiledModul
 	if err := checkHeader(path, bin); err != nil {
 		return nil, err
 	}
-	cm, err := e.rt.CompileModule(ctx, bin)
+	cm, err := e.rt.CompileModule(ctx, mergeDataSegments(bin))
 	if err != nil {
 		return nil, &startError{proto.KindModule, fmt.Sprintf("module %s is not a valid WebAssembly module: %v", path, err)}
 	}

@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,15 +85,23 @@ func Main(args []string) int {
 	if eng != nil && m.Init.Prime != "" {
 		pr = newPrime(ctx, eng, m.Init.Prime)
 	}
+	warm := joinWarmGroup(m.Init, log)
+	// Compiling leaves tens of megabytes of garbage. Collected now, while nothing waits,
+	// it cannot be collected during the start, where the first large allocation (the
+	// module's memory) would make the start pay for marking it; and the supervisor
+	// waits with only the compiled code in its heap.
+	debug.FreeOSMemory()
 	// Ready: the agent may now count on this supervisor for a fast start.
 	if err := proto.NewWriter(conn).Send(proto.Status{State: proto.State{Phase: proto.Warm, PID: os.Getpid()}}); err != nil {
+		warm.leave(log)
 		return 0 // the agent went away
 	}
 	m = proto.Message{}
 	if err := r.Next(&m); err != nil || m.Launch == nil {
+		warm.leave(log)
 		return 0 // the agent went away (or no longer needs this supervisor)
 	}
-	return supervise(ctx, conn, r, *m.Launch, eng, engErr, pr)
+	return supervise(ctx, conn, r, *m.Launch, eng, engErr, pr, warm)
 }
 
 // agentConn returns the connection the agent passed as ConnFD.
@@ -116,10 +125,17 @@ type endCause struct{ sig syscall.Signal }
 func (e endCause) Error() string { return "ended by " + unix.SignalName(e.sig) }
 
 // supervise runs one depot and returns the process exit code.
-func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Launch, eng *engine, engErr error, pr *prime) int {
+func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Launch, eng *engine, engErr error, pr *prime, warm *group) int {
 	launched := time.Now()
+	// No collection from the launch until the module runs: the start allocates the
+	// module's memory and little else, and a collection in its middle would double it.
+	gcPercent := debug.SetGCPercent(-1)
+	restoreGC := sync.OnceFunc(func() { debug.SetGCPercent(gcPercent) })
+	defer restoreGC()
 	spec, dir := l.Spec, l.Dir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("depot", spec.ID)
+	// The warm group is left on every way out before the depot takes it over.
+	defer func() { warm.leave(log) }()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
@@ -129,18 +145,19 @@ func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Laun
 	defer h.close()
 	h.add(conn, r)
 
-	// The depot's files are set up while the module loads: they are independent, and on
-	// a slow disk they take as long as loading a module compiled in advance.
+	// The depot's files are set up while the module loads, and those the instance does
+	// not need (the supervisor's log, its state and control socket) while it is made:
+	// they are independent, and on a slow disk they take as long as either.
 	var (
-		setup          sync.WaitGroup
+		files, other   sync.WaitGroup
 		ln             net.Listener
 		lnErr, dataErr error
 		stdout, stderr *logfile.Writer
 		logErr         error
 		data           = filepath.Join(dir, proto.DataDir)
 	)
-	setup.Go(func() { logOutput(dir) })
-	setup.Go(func() {
+	other.Go(func() { logOutput(dir) })
+	other.Go(func() {
 		// The state first: an agent that restarts now and cannot reach the control
 		// socket yet learns from it that this supervisor is starting.
 		if err := statefile.Write(filepath.Join(dir, proto.StateFile), st); err != nil {
@@ -148,8 +165,20 @@ func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Laun
 		}
 		ln, lnErr = listenControl(l.Root, spec.ID)
 	})
-	setup.Go(func() { stdout, stderr, logErr = openLogs(dir, spec) })
-	setup.Go(func() { dataErr = os.MkdirAll(data, 0o700) })
+	files.Go(func() { stdout, stderr, logErr = openLogs(dir, spec) })
+	files.Go(func() { dataErr = os.MkdirAll(data, 0o700) })
+	settle := sync.OnceFunc(func() {
+		other.Wait()
+		if ln != nil {
+			go h.serve(ln)
+		}
+	})
+	defer func() {
+		settle()
+		if ln != nil {
+			ln.Close()
+		}
+	}()
 
 	// Stop commands and signals end the module, from now until supervise returns.
 	modCtx, cancel := context.WithCancelCause(ctx)
@@ -188,11 +217,7 @@ func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Laun
 			cm, loadErr = eng.compile(ctx, l.Module)
 		}
 	}
-	setup.Wait()
-	if ln != nil {
-		defer ln.Close()
-		go h.serve(ln)
-	}
+	files.Wait()
 	if stdout != nil {
 		defer stdout.Close()
 		defer stderr.Close()
@@ -204,6 +229,7 @@ func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Laun
 		if errors.As(err, &se) {
 			kind = se.kind
 		}
+		settle()
 		log.Error("module not started", "err", err)
 		st.Phase = proto.Failed
 		ex := driver.ExitStatus{Code: -1, Reason: "not started: " + err.Error(), FinishedAt: time.Now()}
@@ -216,15 +242,10 @@ func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Laun
 	switch {
 	case loadErr != nil:
 		return fail(loadErr)
-	case lnErr != nil:
-		return fail(fmt.Errorf("control socket: %w", lnErr))
 	case logErr != nil:
 		return fail(logErr)
 	case dataErr != nil:
 		return fail(fmt.Errorf("data directory: %w", dataErr))
-	}
-	if primed {
-		log.Info("module compiled in advance", "module", l.Module)
 	}
 	if err := context.Cause(modCtx); err != nil {
 		return fail(fmt.Errorf("stopped before the module started (%v)", err))
@@ -237,10 +258,18 @@ func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Laun
 		return fail(err)
 	}
 	defer mod.Close(ctx)
+	if settle(); lnErr != nil {
+		return fail(fmt.Errorf("control socket: %w", lnErr))
+	}
+	// Logged once the supervisor's output goes to its log file (settle).
+	if primed {
+		log.Info("module compiled in advance", "module", l.Module)
+	}
 	if _, atStart := limit.refusedGrowth(); atStart > 0 {
 		return fail(&startError{proto.KindMemory, fmt.Sprintf("module %s needs %s of memory at start, more than the depot's memory limit of %s: raise the depot's memory", l.Module, size(atStart), size(limit.limit))})
 	}
-	group, report := joinGroup(l, log)
+	group, report := joinGroup(l, log, warm)
+	warm = nil // joinGroup took it over
 	if group != nil {
 		defer group.leave(log)
 	}
@@ -252,6 +281,21 @@ func supervise(ctx context.Context, conn net.Conn, r *proto.Reader, l proto.Laun
 	start := mod.ExportedFunction("_start")
 	st.Phase, st.StartedAt, st.Limits, st.Cgroup = proto.Running, time.Now(), report, group != nil
 	h.set(proto.Status{State: st})
+	// The quota only now: set before the report, it could hold the report back for up
+	// to a CFS period (100 ms), since a small quota handed out anew on a node of several
+	// CPUs leaves the thread that writes the report on a CPU without any.
+	if group != nil && report.CPUEnforced {
+		if r := group.g.Limit(l.Cgroup, cgroup.Limits{CPU: spec.CPU}); !r.CPUEnforced {
+			log.Error("CPU limit not set", "reason", r.Reason)
+			st.Limits.CPUEnforced = false
+			st.Limits.Reason = strings.TrimPrefix(st.Limits.Reason+"; "+r.Reason, "; ")
+			h.set(proto.Status{State: st})
+			if l.RequireLimits {
+				cancel(endCause{syscall.SIGKILL})
+			}
+		}
+	}
+	restoreGC()
 	// Recorded after the report, off the start's path: a later agent finds the depot
 	// through its control socket; state.json serves when the supervisor is gone.
 	if err := statefile.Write(filepath.Join(dir, proto.StateFile), st); err != nil {
@@ -444,25 +488,69 @@ type group struct {
 	home []string
 }
 
-// joinGroup puts the supervisor in a cgroup named after the depot with its CPU limit,
-// when a CPU limit is asked and the node has cgroups. wazero has no CPU quota of its
-// own, so the limit bounds the whole supervisor: the module and the runtime around it.
-// Memory is bounded in the module's linear memory instead (see memoryLimit): a cgroup
-// limit would also count the supervisor's own memory and kill it before the module
-// could be told that it asked for too much. The group is joined only now, after
-// compiling, so a small CPU quota does not slow the compilation of the module.
-func joinGroup(l proto.Launch, log *slog.Logger) (*group, driver.LimitReport) {
+// joinWarmGroup makes the group the agent named in init and moves the supervisor into
+// it, while it waits for its launch: moving a running process between groups costs
+// milliseconds, which the start then does not pay (see joinGroup). It returns nil, and
+// logs why, when there is no group to join or it cannot be joined; the start then
+// makes its group the slow way.
+func joinWarmGroup(init *proto.Init, log *slog.Logger) *group {
+	if init.Group == "" || init.Cgroup.Version == cgroup.None {
+		return nil
+	}
+	home, err := init.Cgroup.ProcsFilesOf(os.Getpid())
+	var g *cgroup.Group
+	if err == nil {
+		g, err = init.Cgroup.Make(init.Group)
+	}
+	if err == nil {
+		if err = g.Join(os.Getpid()); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+			g.Remove(ctx)
+			cancel()
+		}
+	}
+	if err != nil {
+		log.Warn("no cgroup joined in advance; the depot's start joins one", "err", err)
+		return nil
+	}
+	return &group{g: g, home: home}
+}
+
+// joinGroup puts the supervisor in a cgroup named after the depot, with its CPU limit
+// when one is asked and the node has cgroups. wazero has no CPU quota of its own, so
+// the limit bounds the whole supervisor: the module and the runtime around it. Memory
+// is bounded in the module's linear memory instead (see memoryLimit): a cgroup limit
+// would also count the supervisor's own memory and kill it before the module could be
+// told that it asked for too much. The limit is set only now, after compiling, so a
+// small CPU quota does not slow the compilation of the module.
+//
+// A supervisor started in advance is already in a group of its own (warm): it is
+// renamed after the depot, which is instant, where moving the running supervisor into
+// a new group waits for the kernel to quiesce all its threads (5-15 ms on cgroup v1,
+// most of a wasm depot's start). joinGroup takes warm over: it becomes the depot's
+// group, or is left when it cannot be.
+func joinGroup(l proto.Launch, log *slog.Logger, warm *group) (*group, driver.LimitReport) {
 	spec := l.Spec
 	var mech, why []string
 	report := driver.LimitReport{}
 	var joined *group
+	if warm != nil && l.Cgroup.Version != cgroup.None {
+		if g, err := warm.g.Rename(l.Cgroup, spec.ID); err != nil {
+			log.Warn("the group joined in advance cannot take the depot's name; joining a new one", "err", err)
+		} else {
+			joined, warm = &group{g: g, home: warm.home}, nil
+		}
+	}
 	switch {
 	case spec.CPU <= 0:
 		why = append(why, "no CPU limit requested")
 	case l.Cgroup.Version == cgroup.None:
 		why = append(why, "CPU not limited: wazero has no CPU quota, and "+orDefault(l.Cgroup.Reason, "cgroups are not in use"))
-	default:
+	case joined == nil:
 		home, err := l.Cgroup.ProcsFilesOf(os.Getpid())
+		if warm != nil {
+			home = warm.home
+		}
 		var g *cgroup.Group
 		if err == nil {
 			g, err = l.Cgroup.Make(spec.ID)
@@ -481,13 +569,28 @@ func joinGroup(l proto.Launch, log *slog.Logger) (*group, driver.LimitReport) {
 			break
 		}
 		joined = &group{g: g, home: home}
-		r := g.Limit(l.Cgroup, cgroup.Limits{CPU: spec.CPU})
-		if r.CPUEnforced {
+		if warm != nil {
+			// Now empty: the supervisor moved to the depot's group.
+			ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+			warm.g.Remove(ctx)
+			cancel()
+			warm = nil
+		}
+	}
+	if joined != nil && spec.CPU > 0 {
+		// The group is the depot's and its hierarchy has the cpu controller: the quota
+		// is set once the start is reported (see supervise).
+		if l.Cgroup.CPU != "" {
 			report.CPUEnforced = true
 			mech = append(mech, l.Cgroup.Version.String()+" cpu")
 		} else {
-			why = append(why, strings.Split(r.Reason, "; ")[0])
+			why = append(why, "CPU not limited: "+orDefault(l.Cgroup.Reason, "no cpu controller"))
 		}
+	}
+	if warm != nil {
+		// Kept for the depot's life (leaving it would cost the move joinGroup avoids);
+		// it is removed when the supervisor leaves it at the end.
+		joined = warm
 	}
 	if spec.Memory > 0 {
 		report.MemoryEnforced = true

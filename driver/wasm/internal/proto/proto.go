@@ -71,7 +71,17 @@ type Init struct {
 	// Prime is a module file the supervisor compiles while it waits, because the agent
 	// expects to start it next; empty means none.
 	Prime string `json:"prime,omitempty"`
+	// Cgroup and Group, when Group is set, have the supervisor join the group of that
+	// name (made with no limits) as soon as it starts, so that when its depot starts
+	// with a CPU limit the group only needs the depot's name and the limit (a rename and
+	// a write), not the migration of a running process into it (milliseconds).
+	Cgroup cgroup.Hierarchy `json:"cgroup"`
+	Group  string           `json:"group,omitempty"`
 }
+
+// WarmGroupPrefix starts the names of the groups of supervisors waiting for a launch.
+// Depot IDs never start with a dot, so these names cannot clash with a depot's group.
+const WarmGroupPrefix = ".warm-"
 
 // Launch is everything a supervisor needs to run one depot.
 type Launch struct {
