@@ -685,6 +685,20 @@ func needCgroups(t *testing.T, d *Driver) cgroup.Hierarchy {
 	return h
 }
 
+// waitQuarterCPU waits until group g has a CPU quota of 250m, which the supervisor sets
+// right after the start is reported.
+func waitQuarterCPU(t *testing.T, hier cgroup.Hierarchy, g *cgroup.Group) {
+	t.Helper()
+	quota, file := "25000 100000", filepath.Join(g.Dirs()[0], "cpu.max")
+	if hier.Version == cgroup.V1 {
+		quota, file = "25000", filepath.Join(g.Dirs()[0], "cpu.cfs_quota_us")
+	}
+	waitFor(t, "a CPU quota of 250m in "+file, func() bool {
+		data, err := os.ReadFile(file)
+		return err == nil && strings.TrimSpace(string(data)) == quota
+	})
+}
+
 func TestCPULimitInCgroup(t *testing.T) {
 	t.Parallel()
 	d := newDriver(t)
@@ -704,16 +718,7 @@ func TestCPULimitInCgroup(t *testing.T) {
 	if err != nil || !slices.Contains(pids, h.PID()) {
 		t.Errorf("cgroup members %v (%v), want the supervisor %d", pids, err, h.PID())
 	}
-	quota := "25000 100000"
-	file := filepath.Join(g.Dirs()[0], "cpu.max")
-	if hier.Version == cgroup.V1 {
-		quota, file = "25000", filepath.Join(g.Dirs()[0], "cpu.cfs_quota_us")
-	}
-	// The quota is set right after the start is reported.
-	waitFor(t, "the depot's CPU quota", func() bool {
-		data, err := os.ReadFile(file)
-		return err == nil && strings.TrimSpace(string(data)) == quota
-	})
+	waitQuarterCPU(t, hier, g)
 	stop(t, h, time.Second)
 	for _, dir := range g.Dirs() {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -790,14 +795,7 @@ func TestWarmSupervisorGroup(t *testing.T) {
 	if lim := h.Limits(); !lim.CPUEnforced {
 		t.Errorf("limits %+v, want the CPU enforced", lim)
 	}
-	quota, file := "25000 100000", filepath.Join(g.Dirs()[0], "cpu.max")
-	if hier.Version == cgroup.V1 {
-		quota, file = "25000", filepath.Join(g.Dirs()[0], "cpu.cfs_quota_us")
-	}
-	waitFor(t, "the depot's CPU quota", func() bool {
-		data, err := os.ReadFile(file)
-		return err == nil && strings.TrimSpace(string(data)) == quota
-	})
+	waitQuarterCPU(t, hier, g)
 	stop(t, h, time.Second)
 
 	// The next warm supervisor, killed while it waits: Close removes its group.
