@@ -12,18 +12,20 @@ import (
 
 // BenchmarkReceiptCost measures what transfer receipts cost on the cross-node path:
 // 256 MiB over one tunnel stream, as it is and inside the receipt frame layer that
-// counts and hashes (SHA-256) every byte at both ends, in turns of 64 MiB so that the
-// machine's drift weighs on both alike; and the time both ends take to exchange and
-// co-sign a flow's receipt when it closes (two ML-DSA-65 + Ed25519 signatures and two
-// verifications, one round trip). Target: receipts and hashing cost under 15% of
-// throughput.
+// counts and hashes every byte at both ends, in turns of 64 MiB so that the machine's
+// drift weighs on all alike: with the flow's hash as nodes dial it (BLAKE3) and as
+// receipts of format 1 hashed it (SHA-256, Config.Format1); and the time both ends take
+// to exchange and co-sign a flow's receipt when it closes (two ML-DSA-65 + Ed25519
+// signatures and two verifications, one round trip). Target: receipts and hashing
+// cost under 15% of throughput.
 //
-//	go test -run '^$' -bench BenchmarkReceiptCost -benchtime 3x ./bench
+//	go test -run '^$' -bench 'BenchmarkReceiptCost$' -benchtime 3x -count 2 ./bench
 func BenchmarkReceiptCost(b *testing.B) {
 	dcfg, lcfg := tunnelNodes(b)
 	w, r, _, _ := streamPair(b, dcfg, lcfg)
 	ctx := context.Background()
-	var raw, metered, finish time.Duration
+	var raw, finish time.Duration
+	metered := map[bool]time.Duration{} // by Format1
 	flows := 0
 	for b.Loop() {
 		const slice = throughputBytes / 4
@@ -31,48 +33,57 @@ func BenchmarkReceiptCost(b *testing.B) {
 			took, _ := transfer(b, w, r, slice)
 			raw += took
 
-			// A flow of its own in each slice, on a fresh stream of the same tunnel.
-			dc, ac := flowPair(b, dcfg, lcfg, "data")
-			took, _ = transfer(b, dc, ac, slice)
-			metered += took
-			start := time.Now()
-			done := make(chan error, 1)
-			go func() { _, err := ac.Finish(ctx); done <- err }()
-			if _, err := dc.Finish(ctx); err != nil {
-				b.Fatal(err)
+			// A flow of its own in each slice and hash, on a fresh stream of the
+			// same tunnel.
+			for _, format1 := range []bool{false, true} {
+				dc, ac := flowPairOf(b, dcfg, lcfg, "data", format1)
+				took, _ = transfer(b, dc, ac, slice)
+				metered[format1] += took
+				start := time.Now()
+				done := make(chan error, 1)
+				go func() { _, err := ac.Finish(ctx); done <- err }()
+				if _, err := dc.Finish(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+				finish += time.Since(start)
+				flows++
 			}
-			if err := <-done; err != nil {
-				b.Fatal(err)
-			}
-			finish += time.Since(start)
-			flows++
 		}
 	}
 	b.ReportMetric(mbps(throughputBytes, raw/time.Duration(b.N)), "tunnel-MB/s")
-	b.ReportMetric(mbps(throughputBytes, metered/time.Duration(b.N)), "receipts-MB/s")
-	b.ReportMetric(100*(1-float64(raw)/float64(metered)), "cost-%")
+	b.ReportMetric(mbps(throughputBytes, metered[false]/time.Duration(b.N)), "receipts-MB/s")
+	b.ReportMetric(100*(1-float64(raw)/float64(metered[false])), "cost-%")
+	b.ReportMetric(mbps(throughputBytes, metered[true]/time.Duration(b.N)), "sha256-MB/s")
+	b.ReportMetric(100*(1-float64(raw)/float64(metered[true])), "sha256-cost-%")
 	b.ReportMetric(float64(finish.Microseconds())/float64(flows)/1000, "cosign-ms/flow")
 }
 
 // BenchmarkReceiptCostRequests measures the cost of receipts on the request path: a
 // client and a server exchange small requests (64 B) and responses (1 KiB) over one
 // long-lived tunnel stream, as a keep-alive HTTP connection through the proxy does,
-// as they are and inside the receipt frame layer, in turns of 2,000 round trips.
+// as they are and inside the receipt frame layer (BLAKE3, and SHA-256 for comparison),
+// in turns of 2,000 round trips.
 //
 //	go test -run '^$' -bench BenchmarkReceiptCostRequests -benchtime 3x ./bench
 func BenchmarkReceiptCostRequests(b *testing.B) {
 	dcfg, lcfg := tunnelNodes(b)
 	w, r, _, _ := streamPair(b, dcfg, lcfg)
 	dc, ac := flowPair(b, dcfg, lcfg, "http")
+	sdc, sac := flowPairOf(b, dcfg, lcfg, "http", true)
 	const rounds = 2000
-	var raw, metered time.Duration
+	var raw, metered, sha time.Duration
 	for b.Loop() {
 		raw += pingPong(b, w, r, rounds)
 		metered += pingPong(b, dc, ac, rounds)
+		sha += pingPong(b, sdc, sac, rounds)
 	}
 	b.ReportMetric(float64(rounds*b.N)/raw.Seconds(), "tunnel-req/s")
 	b.ReportMetric(float64(rounds*b.N)/metered.Seconds(), "receipts-req/s")
 	b.ReportMetric(100*(1-float64(raw)/float64(metered)), "cost-%")
+	b.ReportMetric(100*(1-float64(raw)/float64(sha)), "sha256-cost-%")
 }
 
 // pingPong has a server on s answer n requests of 64 bytes from c with 1 KiB each and
@@ -115,8 +126,15 @@ func pingPong(b *testing.B, c, s io.ReadWriter, n int) time.Duration {
 // the receipt frame layer: the dialing end and the accepting one.
 func flowPair(b *testing.B, dcfg, lcfg tunnel.Config, port string) (dialer, acceptor *receipt.Conn) {
 	b.Helper()
+	return flowPairOf(b, dcfg, lcfg, port, false)
+}
+
+// flowPairOf is flowPair with the dialer speaking HELLO version 1 (SHA-256) when
+// format1 is set.
+func flowPairOf(b *testing.B, dcfg, lcfg tunnel.Config, port string, format1 bool) (dialer, acceptor *receipt.Conn) {
+	b.Helper()
 	mw, mr, _, _ := streamPair(b, dcfg, lcfg)
-	dialCfg := receipt.Config{Self: dcfg.Key.ID(), Key: dcfg.Key, Peer: lcfg.Key.ID(), PeerKey: lcfg.Key.Public()}
+	dialCfg := receipt.Config{Self: dcfg.Key.ID(), Key: dcfg.Key, Peer: lcfg.Key.ID(), PeerKey: lcfg.Key.Public(), Format1: format1}
 	accCfg := receipt.Config{Self: lcfg.Key.ID(), Key: lcfg.Key, Peer: dcfg.Key.ID(), PeerKey: dcfg.Key.Public()}
 	ctx := context.Background()
 	acc := make(chan *receipt.Conn, 1)

@@ -17,16 +17,7 @@ import (
 // staticServer builds a small static HTTP server that answers "image <hostname>" on
 // $PORT, as a one-binary image would carry it.
 func staticServer(t *testing.T) string {
-	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = "/usr/local/go/bin/go"
-	}
-	if _, err := os.Stat(gobin); err != nil {
-		t.Skip("no Go toolchain to build the test image's server")
-	}
-	dir := t.TempDir()
-	src := `package main
+	return buildStatic(t, "imgsrv", `package main
 
 import (
 	"fmt"
@@ -39,28 +30,26 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "image %s\n", host) })
 	http.ListenAndServe(":"+os.Getenv("PORT"), nil)
 }
-`
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module imgsrv\ngo 1.22\n"), 0o644)
-	cmd := exec.Command(gobin, "build", "-o", filepath.Join(dir, "imgsrv"), ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the test server: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "imgsrv")
+`)
 }
 
-// TestImageDepotFromPeer builds an image on one node and runs it on another: the node
-// that runs it fetches the image from its peer through the mesh, and the container
-// answers on the node's port.
-func TestImageDepotFromPeer(t *testing.T) {
+// needContainers skips a test that runs containers where they cannot run: not root,
+// or no runc (apt-get install runc).
+func needContainers(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("containers need root")
 	}
 	if _, err := exec.LookPath("runc"); err != nil {
 		t.Skip("runc is not installed (apt-get install runc)")
 	}
+}
+
+// TestImageDepotFromPeer builds an image on one node and runs it on another: the node
+// that runs it fetches the image from its peer through the mesh, and the container
+// answers on the node's port.
+func TestImageDepotFromPeer(t *testing.T) {
+	needContainers(t)
 	bin := staticServer(t)
 	nodes := qnettest.StartNetwork(t, 2, qnettest.Options{})
 	ctx := context.Background()

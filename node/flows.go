@@ -27,6 +27,23 @@ func (n *Node) checkFlow(from netip.AddrPort, sp netsvc.ServicePort) error {
 	if !ok {
 		return nil
 	}
+	return n.checkDepotFlow(depot, sp)
+}
+
+// checkContainerFlow is checkFlow for a connection taken inside the network namespace
+// of a container depot (see containerServices): there the depot is known from the
+// socket the connection came to, which only that container can reach, so nothing
+// needs tracing.
+func (n *Node) checkContainerFlow(depot string, sp netsvc.ServicePort) error {
+	if !n.catalog.Restricted() {
+		return nil
+	}
+	return n.checkDepotFlow(depot, sp)
+}
+
+// checkDepotFlow refuses, and records the refusal of, a connection from depot to sp
+// when the depot's service does not list sp's service in spec.flows.allow.
+func (n *Node) checkDepotFlow(depot string, sp netsvc.ServicePort) error {
 	pl, ok, err := n.store.Placement(depot)
 	if err != nil || !ok {
 		return nil // a depot the ledger no longer has is being stopped

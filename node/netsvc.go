@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
+
+	mdns "github.com/miekg/dns"
 
 	"qnet.dev/qnet/mesh"
 	"qnet.dev/qnet/netsvc"
@@ -64,7 +68,8 @@ func (n *Node) startNetServices(ctx context.Context) error {
 	})
 
 	if n.cfg.DNSAddr != "" {
-		d, err := dns.New(dns.Config{Catalog: n.catalog, Addr: n.cfg.DNSAddr, Logger: n.log.With("part", "dns")})
+		d, err := dns.New(dns.Config{Catalog: n.catalog, Addr: n.cfg.DNSAddr, Logger: n.log.With("part", "dns"),
+			Upstream: hostResolvers(hostResolvConf, n.cfg.DNSAddr, n.log)})
 		if err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
@@ -75,10 +80,48 @@ func (n *Node) startNetServices(ctx context.Context) error {
 			}
 		})
 	}
+	if n.oci != nil {
+		// Containers cannot reach the node's loopback, where the VIPs and the DNS
+		// server answer: the node serves them inside each container's namespace.
+		cs := newContainerServices(ctx, n)
+		n.wg.Go(func() { cs.run(ctx) })
+		n.oci.SetServices(cs)
+	}
 	if err := n.startIngress(ctx); err != nil {
 		return fmt.Errorf("ingress: %w", err)
 	}
 	return nil
+}
+
+// hostResolvConf is the node's resolver configuration, whose servers the node's DNS
+// server forwards names outside .qnet to.
+const hostResolvConf = "/etc/resolv.conf"
+
+// hostResolvers returns the name servers of the resolv.conf at path as host:port, less
+// the node's own DNS address (self), so that containers, whose resolv.conf names the
+// node's DNS server alone, resolve other names as the node does. None when the file
+// cannot be read: such names are then refused.
+func hostResolvers(path, self string, log *slog.Logger) []string {
+	cc, err := mdns.ClientConfigFromFile(path)
+	if err != nil {
+		log.Debug("DNS: no upstream resolvers", "file", path, "err", err)
+		return nil
+	}
+	selfHost, selfPort, _ := net.SplitHostPort(self)
+	selfIP, _ := netip.ParseAddr(selfHost)
+	var out []string
+	for _, srv := range cc.Servers {
+		if cc.Port == selfPort {
+			// Itself (a query would go round forever): the same address, or any when
+			// the node listens on all of them.
+			ip, _ := netip.ParseAddr(srv)
+			if srv == selfHost || selfHost == "" || selfIP.IsUnspecified() || (ip.IsValid() && ip.Unmap() == selfIP.Unmap()) {
+				continue
+			}
+		}
+		out = append(out, net.JoinHostPort(srv, cc.Port))
+	}
+	return out
 }
 
 // DialEndpoint implements netsvc.Dialer: a local replica directly, a remote one through

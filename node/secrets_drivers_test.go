@@ -52,12 +52,7 @@ func main() {
 // paths (the files read-only), while the secret's plaintext is in no file of the data
 // dir (runc's runtime spec included: it lives on a tmpfs), no log and no ledger block.
 func TestSecretsInImageDepot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("containers and secret files need root")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc is not installed (apt-get install runc)")
-	}
+	needContainers(t)
 	bin := buildStatic(t, "inputs", inputsServer)
 	canary := "canary" + randomHex(12)
 	var logs syncBuffer

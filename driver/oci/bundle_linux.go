@@ -26,6 +26,7 @@ const (
 	helperErr    = "helper.err"     // why the port helper could not start runc
 	hostsFile    = "hosts"          // bind-mounted at /etc/hosts
 	hostnameFile = "hostname"       // bind-mounted at /etc/hostname
+	resolvFile   = "resolv.conf"    // bind-mounted at /etc/resolv.conf when the node offers DNS
 	rootfsDir    = "rootfs"         // the container's root: the overlay's mount point, or the copy
 	upperDir     = "upper"          // the overlay's writable layer
 	workDir      = "work"           // the overlay's work directory

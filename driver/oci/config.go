@@ -1,10 +1,12 @@
 package oci
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -126,5 +128,32 @@ func (c Config) common() settings.Common {
 
 // defaultStartTimeout bounds a start by default, once the image is unpacked.
 const defaultStartTimeout = 30 * time.Second
+
+// Services is what the node offers inside each container's network namespace: its
+// services' stable addresses (VIP:port) and its DNS server. A container cannot reach
+// the node's own loopback, where they answer for the node's processes, so the node
+// opens sockets of its own inside the container's namespace instead (see
+// network.InNamespace). The driver calls Offer once a container's network is attached
+// and before the container runs (and again for a running container it recovers), and
+// Withdraw before the network is detached.
+type Services interface {
+	// Offer starts serving the node's services inside the network namespace of depot
+	// id (ep.NetNS) and says what the container is told about them.
+	Offer(ctx context.Context, id string, ep network.Endpoint) (Offer, error)
+	// Withdraw stops serving depot id's namespace and closes every socket and
+	// connection there; it does nothing for a depot not offered.
+	Withdraw(id string)
+}
+
+// Offer is what a container is told of the node's services in its namespace.
+type Offer struct {
+	// DNS is where the node's DNS server answers inside the namespace; zero for no
+	// DNS. With port 53 it is the container's /etc/resolv.conf nameserver; it is
+	// always the container's $QNET_DNS.
+	DNS netip.AddrPort
+	// Search are the domains the container's resolver tries short names in
+	// (NETWORK.qnet, so that "db" finds the service db).
+	Search []string
+}
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

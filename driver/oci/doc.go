@@ -12,7 +12,9 @@
 //  2. gives the depot its own writable root: an overlay with the image as its lower
 //     layer (or, where overlayfs cannot be mounted, a copy, with a warning);
 //  3. gives it a network namespace on the node's bridge (package network), with an
-//     address, a default route, and its Spec.Ports reachable on the node;
+//     address, a default route, and its Spec.Ports reachable on the node; and has the
+//     node offer its services there (Services, set by SetServices): the services'
+//     stable addresses and the node's DNS server answer inside the namespace;
 //  4. writes the runtime spec (config.json) from the image config and the spec;
 //  5. has the exec driver's shim run "runc run" as the depot's workload, in the
 //     foreground: the shim owns the container's stdout and stderr (the same rotated
@@ -29,7 +31,9 @@
 //   - Args: the image's entrypoint and cmd; Spec.Image.Command replaces the entrypoint
 //     (and drops the cmd), Spec.Image.Args replace the cmd.
 //   - Env: the image's environment, then Spec.Env, key by key; PATH (DefaultPath) and
-//     HOME (from the image's /etc/passwd, else "/") when neither sets them. Nothing
+//     HOME (from the image's /etc/passwd, else "/") when neither sets them; and
+//     QNET_DNS, when the node offers DNS, set to the server's address inside the
+//     container (the node's own address is out of the container's reach). Nothing
 //     else is added.
 //   - User: Spec.Image.User, else the image's, resolved with the image's /etc/passwd
 //     and /etc/group (ResolveUser); supplementary groups from /etc/group.
@@ -37,8 +41,10 @@
 //     when the image lacks it.
 //   - Namespaces: PID, mount, IPC, UTS (host name = the depot ID) and network.
 //   - Mounts: /proc, a tmpfs /dev with the standard devices, /dev/pts, /dev/shm,
-//     /dev/mqueue, a read-only /sys, and /etc/hosts and /etc/hostname. The image's
-//     own /etc/resolv.conf is kept (containers have no route beyond the node yet).
+//     /dev/mqueue, a read-only /sys, and /etc/hosts and /etc/hostname. When the node
+//     offers DNS on port 53, a read-only /etc/resolv.conf naming that server (and the
+//     network's domain as search domain) replaces the image's; otherwise the image's
+//     is kept.
 //     Then Spec.Mounts, in order: each a bind mount of its Source (a file or a
 //     directory of the node) at its Target, nosuid and nodev, read-only when ReadOnly
 //     says so; runc creates the target in the depot's root when the image lacks it,

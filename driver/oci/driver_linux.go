@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +47,7 @@ type Driver struct {
 	net      *network.Network
 	hier     cgroup.Hierarchy
 	log      *slog.Logger
+	services atomic.Pointer[Services] // set once by SetServices; nil until then
 
 	// ctx ends when the driver is closed; it bounds the goroutines that wait for
 	// depots to end (bg).
@@ -125,6 +127,19 @@ func New(cfg Config) (*Driver, error) {
 
 // Name returns "oci".
 func (d *Driver) Name() string { return Name }
+
+// SetServices has the driver offer the node's services (s) in the network namespace
+// of every container it starts or recovers from then on. The node calls it once it
+// has built its services, which come after its drivers, and before any depot starts.
+func (d *Driver) SetServices(s Services) { d.services.Store(&s) }
+
+// offered returns the node's services, nil when SetServices was not called.
+func (d *Driver) offered() Services {
+	if p := d.services.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // Cgroups returns the cgroup hierarchy whose limits the driver checks.
 func (d *Driver) Cgroups() cgroup.Hierarchy { return d.hier }
@@ -282,6 +297,25 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 	in.NetNS = rec.Endpoint.NetNS
 	if err := statefile.Write(filepath.Join(dir, recordFile), rec); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+	}
+	if sv := d.offered(); sv != nil {
+		// Before the container runs: a program that resolves and dials a service as
+		// it starts must find the sockets there.
+		offer, err := sv.Offer(ctx, s.ID, *rec.Endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("start depot %q: offer the node's services in its network: %w", s.ID, err)
+		}
+		if offer.DNS.IsValid() {
+			// The node's own DNS address, which the agent put in $QNET_DNS, is on the
+			// node's loopback, out of the container's reach.
+			in.Spec.Env = setEnv(in.Spec.Env, "QNET_DNS", offer.DNS.String())
+			if conf, ok := resolvConf(offer); ok {
+				in.ResolvConf = filepath.Join(dir, resolvFile)
+				if err := os.WriteFile(in.ResolvConf, []byte(conf), 0o644); err != nil {
+					return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
+				}
+			}
+		}
 	}
 	in.Hosts, in.Hostname = filepath.Join(dir, hostsFile), filepath.Join(dir, hostnameFile)
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", rec.Endpoint.Addr.Addr(), hostname(s.ID))
@@ -569,6 +603,10 @@ func (d *Driver) teardown(id string, rec *record) {
 		}
 	}
 	depotgroup.Sweep(ctx, d.hier, id, d.log)
+	if sv := d.offered(); sv != nil {
+		// Its sockets hold the namespace: they go first.
+		sv.Withdraw(id)
+	}
 	ep := rec.Endpoint
 	if ep == nil {
 		// Attach may have got part of the way before the record was written.
@@ -646,7 +684,7 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Handle, error) {
 	for _, eh := range ehs {
 		shims[eh.ID()] = eh
 	}
-	out, err := d.depots.Recover(ctx, func(id string) (*handle, error) { return d.recoverOne(id, shims[id]) }, d.log)
+	out, err := d.depots.Recover(ctx, func(id string) (*handle, error) { return d.recoverOne(ctx, id, shims[id]) }, d.log)
 	if err != nil {
 		return out, fmt.Errorf("recover oci depots: %w", err)
 	}
@@ -693,7 +731,7 @@ func expired() context.Context {
 
 // recoverOne finds depot id again, with eh, its shim's depot (nil when there is none).
 // A depot whose bundle has no record is cleaned up after, and its error says so.
-func (d *Driver) recoverOne(id string, eh driver.Handle) (*handle, error) {
+func (d *Driver) recoverOne(ctx context.Context, id string, eh driver.Handle) (*handle, error) {
 	dir := d.depots.Dir(id)
 	rec := &record{}
 	if err := statefile.Read(filepath.Join(dir, recordFile), rec); err != nil {
@@ -728,6 +766,13 @@ func (d *Driver) recoverOne(id string, eh driver.Handle) (*handle, error) {
 				rec.StartedAt = time.Now()
 				rec.Limits = d.limits(rec.Spec)
 				statefile.Write(filepath.Join(dir, recordFile), rec)
+			}
+		}
+		if sv := d.offered(); sv != nil && rec.Endpoint != nil {
+			// The container keeps what it was told (its resolv.conf, $QNET_DNS): the
+			// services answer again where they did.
+			if _, err := sv.Offer(ctx, id, *rec.Endpoint); err != nil {
+				d.log.Warn("the node's services are not offered in a recovered container's network", "depot", id, "err", err)
 			}
 		}
 		d.watch(h)

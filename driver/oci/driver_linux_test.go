@@ -10,8 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"qnet.dev/qnet/driver/internal/depots"
 	"qnet.dev/qnet/driver/internal/proc"
 	"qnet.dev/qnet/driver/internal/statefile"
+	"qnet.dev/qnet/driver/oci/network"
 	"qnet.dev/qnet/logfile"
 )
 
@@ -670,4 +673,86 @@ func TestMountsAndSecretEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	search("stopped")
+}
+
+// fakeServices offers one service port in each container's namespace, as the node
+// does, and records the offers and withdrawals.
+type fakeServices struct {
+	mu        sync.Mutex
+	offered   []string
+	withdrawn []string
+	lns       map[string]net.Listener
+}
+
+func (f *fakeServices) Offer(ctx context.Context, id string, ep network.Endpoint) (Offer, error) {
+	var ln net.Listener
+	if err := network.InNamespace(ep.NetNS, func() error {
+		var err error
+		ln, err = net.Listen("tcp", "127.64.9.9:80")
+		return err
+	}); err != nil {
+		return Offer{}, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "service for %s\n", id)
+			c.Close()
+		}
+	}()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.offered = append(f.offered, id)
+	f.lns[id] = ln
+	return Offer{DNS: netip.MustParseAddrPort("127.0.0.11:53"), Search: []string{"test.qnet"}}, nil
+}
+
+func (f *fakeServices) Withdraw(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ln := f.lns[id]; ln != nil {
+		ln.Close()
+		delete(f.lns, id)
+		f.withdrawn = append(f.withdrawn, id)
+	}
+}
+
+// TestServicesOffered runs a container with the node's services offered in its
+// network: they are there before its program runs, it is told the DNS server in
+// /etc/resolv.conf and $QNET_DNS (in place of the node's own address), and the
+// services are withdrawn when it ends.
+func TestServicesOffered(t *testing.T) {
+	t.Parallel()
+	store := newFakeStore()
+	img := appImage(t, store)
+	d := newDriver(t, store)
+	sv := &fakeServices{lns: map[string]net.Listener{}}
+	d.SetServices(sv)
+	s := imageSpec("svc-net", img, "net", "127.64.9.9:80")
+	s.Env = []string{"QNET_DNS=127.0.0.1:7753"}
+	h, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, h); st.Code != 0 {
+		t.Fatalf("status %+v; stdout %q; stderr %q", st, logOf(d, "svc-net", false), logOf(d, "svc-net", true))
+	}
+	out := logOf(d, "svc-net", false)
+	for _, want := range []string{
+		"QNET_DNS=127.0.0.11:53\n",
+		`nameserver 127.0.0.11\nsearch test.qnet\n`,
+		`answer "service for svc-net\n" <nil>`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if !slices.Equal(sv.offered, []string{"svc-net"}) || !slices.Equal(sv.withdrawn, []string{"svc-net"}) {
+		t.Errorf("offered %v, withdrawn %v; want svc-net once each", sv.offered, sv.withdrawn)
+	}
 }

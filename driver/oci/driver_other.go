@@ -50,3 +50,6 @@ func HelperMain(args []string) int {
 	fmt.Fprintln(os.Stderr, errNotLinux)
 	return 125
 }
+
+// SetServices does nothing off Linux.
+func (d *Driver) SetServices(Services) {}

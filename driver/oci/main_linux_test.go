@@ -118,6 +118,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "stderr works")
 		go udpEcho(port)
 		http.Serve(ln, nil)
+	case "net":
+		// net ADDR: print the DNS settings, then what ADDR answers.
+		conf, err := os.ReadFile("/etc/resolv.conf")
+		fmt.Printf("QNET_DNS=%s\nresolv.conf %q %v\n", os.Getenv("QNET_DNS"), conf, err)
+		c, err := net.DialTimeout("tcp", os.Args[2], 5*time.Second)
+		if err != nil {
+			fmt.Println("dial:", err)
+			os.Exit(1)
+		}
+		line := make([]byte, 64)
+		n, err := c.Read(line)
+		fmt.Printf("answer %q %v\n", line[:n], err)
 	case "exit":
 		code, _ := strconv.Atoi(os.Args[2])
 		fmt.Println("exiting with", code)

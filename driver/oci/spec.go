@@ -56,8 +56,9 @@ type specInput struct {
 	NetNS string
 	// CgroupsPath is the container's cgroup, e.g. "/qnet/web-1".
 	CgroupsPath string
-	// Hosts and Hostname are files bind-mounted at /etc/hosts and /etc/hostname.
-	Hosts, Hostname string
+	// Hosts and Hostname are files bind-mounted at /etc/hosts and /etc/hostname;
+	// ResolvConf, when set, at /etc/resolv.conf (otherwise the image's is kept).
+	Hosts, Hostname, ResolvConf string
 	// Swap says whether the node accounts swap, so the memory limit can bound
 	// memory+swap (no swap for the container).
 	Swap bool
@@ -132,6 +133,44 @@ func workingDir(in specInput) (string, error) {
 	return "/", nil
 }
 
+// setEnv returns env with key set to value: in place of an earlier setting, else
+// added. env itself is not changed.
+func setEnv(env []string, key, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k != key {
+			out = append(out, e)
+		}
+	}
+	return append(out, key+"="+value)
+}
+
+// resolvConf is the /etc/resolv.conf of a container the node offers DNS to: its DNS
+// server as the only nameserver, and the offer's search domains that are plain domain
+// names (others are left out). false when the offer cannot be written there:
+// resolv.conf has no port, so the server must answer on 53.
+func resolvConf(o Offer) (string, bool) {
+	if !o.DNS.IsValid() || o.DNS.Port() != 53 {
+		return "", false
+	}
+	var b strings.Builder
+	b.WriteString("# Written by QNet: the node's DNS server, which answers for the network's\n# services (SERVICE.NETWORK.qnet) and forwards other names.\n")
+	fmt.Fprintf(&b, "nameserver %s\n", o.DNS.Addr())
+	var search []string
+	for _, d := range o.Search {
+		if d == "" || len(d) > 253 || strings.ContainsFunc(d, func(r rune) bool {
+			return !(r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}) {
+			continue
+		}
+		search = append(search, d)
+	}
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	return b.String(), true
+}
+
 // hostname is the depot ID, cut to the 63 characters a host name may have.
 func hostname(id string) string {
 	if len(id) > 63 {
@@ -192,7 +231,7 @@ func runtimeSpec(in specInput) (*specs.Spec, error) {
 			ReadonlyPaths: append([]string(nil), readonlyPaths...),
 		},
 	}
-	for _, f := range []struct{ dst, src string }{{"/etc/hosts", in.Hosts}, {"/etc/hostname", in.Hostname}} {
+	for _, f := range []struct{ dst, src string }{{"/etc/hosts", in.Hosts}, {"/etc/hostname", in.Hostname}, {"/etc/resolv.conf", in.ResolvConf}} {
 		if f.src != "" {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: f.dst, Type: "bind", Source: f.src, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 		}

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -84,8 +85,15 @@ func TestRuntimeSpec(t *testing.T) {
 			t.Errorf("no mount at %s in %v", want, dests)
 		}
 	}
-	if slices.Contains(dests, "/etc/hostname") {
+	if slices.Contains(dests, "/etc/hostname") || slices.Contains(dests, "/etc/resolv.conf") {
 		t.Error("a bind mount for a file that was not given")
+	}
+	in.ResolvConf = "/b/resolv.conf"
+	if s2, err := runtimeSpec(in); err != nil {
+		t.Fatal(err)
+	} else if i := slices.IndexFunc(s2.Mounts, func(m specs.Mount) bool { return m.Destination == "/etc/resolv.conf" }); i < 0 ||
+		s2.Mounts[i].Source != "/b/resolv.conf" || !slices.Contains(s2.Mounts[i].Options, "ro") {
+		t.Errorf("resolv.conf mount: %+v", s2.Mounts)
 	}
 	l := s.Linux
 	if *l.Resources.Memory.Limit != 64<<20 || *l.Resources.Memory.Swap != 64<<20 {
@@ -184,4 +192,52 @@ func FuzzResolveUser(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResolvConf checks the resolv.conf of a container the node offers DNS to, and
+// that an offer resolv.conf cannot express (a port other than 53) writes none.
+func TestResolvConf(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		offer Offer
+		want  string // lines after the comment; "" for no file
+	}{
+		{"search", Offer{DNS: netip.MustParseAddrPort("127.0.0.11:53"), Search: []string{"prod.qnet"}}, "nameserver 127.0.0.11\nsearch prod.qnet\n"},
+		{"no search", Offer{DNS: netip.MustParseAddrPort("127.0.0.11:53")}, "nameserver 127.0.0.11\n"},
+		{"bad search left out", Offer{DNS: netip.MustParseAddrPort("127.0.0.11:53"), Search: []string{"a b\nnameserver 1.2.3.4", "", "ok.qnet"}}, "nameserver 127.0.0.11\nsearch ok.qnet\n"},
+		{"other port", Offer{DNS: netip.MustParseAddrPort("127.0.0.11:5353")}, ""},
+		{"no DNS", Offer{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := resolvConf(tc.offer)
+			if ok != (tc.want != "") {
+				t.Fatalf("resolvConf = %q, %v", got, ok)
+			}
+			var lines []string
+			for l := range strings.Lines(got) {
+				if !strings.HasPrefix(l, "#") {
+					lines = append(lines, l)
+				}
+			}
+			if strings.Join(lines, "") != tc.want {
+				t.Errorf("resolvConf = %q, want %q after the comment", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetEnv(t *testing.T) {
+	t.Parallel()
+	env := []string{"A=1", "QNET_DNS=127.0.0.1:7753", "B=2"}
+	got := setEnv(env, "QNET_DNS", "127.0.0.11:53")
+	if !slices.Equal(got, []string{"A=1", "B=2", "QNET_DNS=127.0.0.11:53"}) {
+		t.Errorf("setEnv = %v", got)
+	}
+	if env[1] != "QNET_DNS=127.0.0.1:7753" {
+		t.Errorf("setEnv changed its input: %v", env)
+	}
+	if got := setEnv(nil, "K", "v"); !slices.Equal(got, []string{"K=v"}) {
+		t.Errorf("setEnv(nil) = %v", got)
+	}
 }

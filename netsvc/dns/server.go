@@ -172,10 +172,34 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.serving.CompareAndSwap(false, true) {
 		return errors.New("dns: Serve called twice")
 	}
+	return s.serve(ctx, s.udp, s.tcp, true)
+}
+
+// ServeOn answers queries on more sockets, udp and tcp (either may be nil), as Serve
+// does on the server's own, until ctx ends; then it stops taking queries, waits for
+// the ones in flight and closes the sockets. The node serves each container's network
+// namespace this way, on sockets it opened there. It returns nil when ctx ended, or the
+// error that stopped a socket (closing one is such an error).
+func (s *Server) ServeOn(ctx context.Context, udp net.PacketConn, tcp net.Listener) error {
+	return s.serve(ctx, udp, tcp, false)
+}
+
+// serve answers on udp and tcp until ctx ends; main says they are the server's own
+// sockets, whose start is logged.
+func (s *Server) serve(ctx context.Context, udp net.PacketConn, tcp net.Listener, main bool) error {
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) { s.serveDNS(ctx, w, req) })
-	servers := []*dns.Server{
-		{PacketConn: s.udp, Handler: handler, UDPSize: readSize, MsgAcceptFunc: accept},
-		{Listener: deadlineListener{s.tcp}, Handler: handler, MsgAcceptFunc: accept},
+	var servers []*dns.Server
+	addr := ""
+	if udp != nil {
+		servers = append(servers, &dns.Server{PacketConn: udp, Handler: handler, UDPSize: readSize, MsgAcceptFunc: accept})
+		addr = udp.LocalAddr().String()
+	}
+	if tcp != nil {
+		servers = append(servers, &dns.Server{Listener: deadlineListener{tcp}, Handler: handler, MsgAcceptFunc: accept})
+		addr = tcp.Addr().String()
+	}
+	if len(servers) == 0 {
+		return errors.New("dns: no socket to serve on")
 	}
 	started := make(chan struct{}, len(servers))
 	errc := make(chan error, len(servers))
@@ -196,7 +220,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	if err == nil {
-		s.log.Info("dns: serving", "addr", s.Addr(), "zone", s.zone.origin())
+		if main {
+			s.log.Info("dns: serving", "addr", addr, "zone", s.zone.origin())
+		}
 		select {
 		case <-ctx.Done():
 		case err = <-errc:
@@ -212,10 +238,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			err = e
 		}
 	}
-	s.tcp.Close() // ActivateAndServe leaves it open when it fails before starting
-	s.udp.Close()
+	// ActivateAndServe leaves a socket open when it fails before starting.
+	if tcp != nil {
+		tcp.Close()
+	}
+	if udp != nil {
+		udp.Close()
+	}
 	if err != nil {
-		return fmt.Errorf("dns: serve on %s: %w", s.Addr(), err)
+		return fmt.Errorf("dns: serve on %s: %w", addr, err)
 	}
 	return nil
 }

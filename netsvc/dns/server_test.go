@@ -799,3 +799,62 @@ func TestLongDepotID(t *testing.T) {
 		t.Errorf("A api with only the long-named replica ready: %v, want the VIP", r.Answer)
 	}
 }
+
+// TestServeOn serves the zone on more sockets than the server's own (as the node does
+// in each container's network namespace): both protocols answer there, either socket
+// may be left out, and the sockets are released when ctx ends.
+func TestServeOn(t *testing.T) {
+	before := runtime.NumGoroutine()
+	s := startServer(t, testCatalog())
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		pc.Close()
+		t.Skipf("TCP port of %s taken: %v", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.ServeOn(ctx, pc, ln) }()
+	for _, network := range []string{"udp", "tcp"} {
+		r := exchange(t, addr, network, new(dns.Msg).SetQuestion("web.testnet.qnet.", dns.TypeA))
+		if got := records(r.Answer); !slices.Equal(got, []string{"web.testnet.qnet. A 10.96.0.5"}) {
+			t.Errorf("%s on the extra socket: %v", network, got)
+		}
+	}
+	// The server's own address answers as before.
+	if r := query(t, s.Addr(), "web.testnet.qnet.", dns.TypeA); len(r.Answer) != 1 {
+		t.Errorf("the server's own socket: %v", r)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("ServeOn: %v", err)
+	}
+	if pc2, err := net.ListenPacket("udp", addr); err != nil {
+		t.Errorf("UDP socket not released: %v", err)
+	} else {
+		pc2.Close()
+	}
+
+	// UDP alone.
+	pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { served <- s.ServeOn(ctx, pc, nil) }()
+	if r := query(t, pc.LocalAddr().String(), "web.testnet.qnet.", dns.TypeA); len(r.Answer) != 1 {
+		t.Errorf("UDP alone: %v", r)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("ServeOn, UDP alone: %v", err)
+	}
+	if err := s.ServeOn(context.Background(), nil, nil); err == nil {
+		t.Error("ServeOn with no socket: no error")
+	}
+	waitFor(t, "ServeOn's goroutines to end", func() bool { return runtime.NumGoroutine() <= before+8 })
+}

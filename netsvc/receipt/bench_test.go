@@ -2,6 +2,7 @@ package receipt
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -63,6 +64,26 @@ func BenchmarkMeter(b *testing.B) {
 	}
 	b.Run("tcp/plain", func(b *testing.B) { tcp(b, func(c net.Conn) net.Conn { return c }) })
 	b.Run("tcp/meter", func(b *testing.B) { tcp(b, func(c net.Conn) net.Conn { return NewMeter(c) }) })
+}
+
+// BenchmarkHash is the raw rate of each payload hash through a tally, as the frame
+// layer feeds it, in writes of 16 and 64 KiB.
+func BenchmarkHash(b *testing.B) {
+	data := make([]byte, benchSize)
+	for _, alg := range []HashAlg{HashSHA256, HashBLAKE3} {
+		for _, w := range []int{16 << 10, 64 << 10} {
+			b.Run(fmt.Sprintf("%s/write=%dKiB", alg, w>>10), func(b *testing.B) {
+				b.SetBytes(benchSize)
+				for b.Loop() {
+					t := tally{alg: alg}
+					for off := 0; off < len(data); off += w {
+						t.add(data[off : off+w])
+					}
+					t.get()
+				}
+			})
+		}
+	}
 }
 
 // BenchmarkConn is the frame layer over loopback TCP: framing plus hashing at both ends.

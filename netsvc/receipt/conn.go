@@ -88,7 +88,10 @@ func WrapDialer(ctx context.Context, conn net.Conn, cfg Config, t Target) (*Conn
 	h := Hello{
 		Version: helloVersion, Flow: NewFlowID(),
 		Service: t.Service, Port: t.Port, Depot: t.Depot, From: cfg.Self, To: cfg.Peer,
-		FromService: t.FromService, FromDepot: t.FromDepot, Opened: cfg.now(),
+		FromService: t.FromService, FromDepot: t.FromDepot, Opened: cfg.now(), Hash: DefaultHash(),
+	}
+	if cfg.Format1 || h.Hash == HashSHA256 {
+		h.Version, h.Hash = helloSHA256, HashSHA256
 	}
 	if err := h.check(); err != nil {
 		return nil, fmt.Errorf("receipt dial: target: %w", err)
@@ -103,7 +106,7 @@ func WrapDialer(ctx context.Context, conn net.Conn, cfg Config, t Target) (*Conn
 	if err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("receipt dial: send hello of flow %s to %s: %w", h.Flow, cfg.Peer, err))
 	}
-	return &Conn{raw: conn, br: bufio.NewReader(conn), cfg: cfg, side: Dialer, hello: h, opened: h.Opened}, nil
+	return newConn(conn, bufio.NewReader(conn), cfg, Dialer, h, h.Opened), nil
 }
 
 // WrapAcceptor takes a flow on conn, a stream from cfg.Peer: it reads the HELLO frame
@@ -134,7 +137,12 @@ func WrapAcceptor(ctx context.Context, conn net.Conn, cfg Config) (*Conn, error)
 	if h.From != cfg.Peer {
 		return nil, fmt.Errorf("receipt accept from %s: %w: hello of flow %s claims to come from node %s", cfg.Peer, ErrProtocol, h.Flow, h.From)
 	}
-	return &Conn{raw: conn, br: br, cfg: cfg, side: Acceptor, hello: h, opened: cfg.now()}, nil
+	return newConn(conn, br, cfg, Acceptor, h, cfg.now()), nil
+}
+
+func newConn(raw net.Conn, br *bufio.Reader, cfg Config, side Side, h Hello, opened time.Time) *Conn {
+	return &Conn{raw: raw, br: br, cfg: cfg, side: side, hello: h, opened: opened,
+		recv: tally{alg: h.Hash}, sent: tally{alg: h.Hash}}
 }
 
 // Hello returns the flow's HELLO: its ID, target and ends.
@@ -217,7 +225,7 @@ func (c *Conn) nextDataFrame() error {
 	return fmt.Errorf("flow %s: %w: %s frame from the %s while reading data", c.hello.Flow, ErrProtocol, frameName(h.typ), 3-c.side)
 }
 
-func (c *Conn) sawData() bool { return c.recv.get().Bytes > 0 }
+func (c *Conn) sawData() bool { return c.recv.count() > 0 }
 
 // Write sends p as DATA frames of at most MaxFrame bytes each.
 func (c *Conn) Write(p []byte) (int, error) {

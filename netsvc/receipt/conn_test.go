@@ -34,10 +34,13 @@ func TestFlowCoSignsReceipt(t *testing.T) {
 	if err := Verify(r, pub("node-a"), pub("node-b")); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := (Tally{r.BytesOut, r.HashOut}), tallyOf(out); got != want {
+	if r.HashAlg != DefaultHash() {
+		t.Errorf("receipt names hash %q, want %q", r.HashAlg, DefaultHash())
+	}
+	if got, want := (Tally{r.BytesOut, r.HashOut, r.HashAlg}), tallyOf(out); got != want {
 		t.Errorf("out: %d %s, want %d %s", got.Bytes, got.Hash.Short(), want.Bytes, want.Hash.Short())
 	}
-	if got, want := (Tally{r.BytesIn, r.HashIn}), tallyOf(in); got != want {
+	if got, want := (Tally{r.BytesIn, r.HashIn, r.HashAlg}), tallyOf(in); got != want {
 		t.Errorf("in: %d %s, want %d %s", got.Bytes, got.Hash.Short(), want.Bytes, want.Hash.Short())
 	}
 	if r.From != "node-a" || r.To != "node-b" || r.Service != "db" || r.Port != "pg" || r.Depot != "db-7f3a" ||
@@ -214,7 +217,7 @@ func rawPair(t *testing.T) (raw net.Conn, accept func() (*Conn, error)) {
 
 func helloFrame(t testing.TB, change func(*Hello)) []byte {
 	t.Helper()
-	h := Hello{Version: helloVersion, Flow: flowID(9), Service: "db", Port: "pg", Depot: "db-7f3a", From: "node-a", To: "node-b", Opened: time.Now().UTC()}
+	h := Hello{Version: helloVersion, Flow: flowID(9), Service: "db", Port: "pg", Depot: "db-7f3a", From: "node-a", To: "node-b", Opened: time.Now().UTC(), Hash: HashBLAKE3}
 	if change != nil {
 		change(&h)
 	}
@@ -233,7 +236,11 @@ func TestAcceptorChecksHello(t *testing.T) {
 	}{
 		{"for another node", helloFrame(t, func(h *Hello) { h.To = "node-c" }), "is for node node-c"},
 		{"from another node", helloFrame(t, func(h *Hello) { h.From = "node-c" }), "claims to come from node node-c"},
-		{"other version", helloFrame(t, func(h *Hello) { h.Version = 2 }), "version 2"},
+		{"other version", helloFrame(t, func(h *Hello) { h.Version = 3 }), "version 3, this node speaks 1 and 2"},
+		{"version 1 naming a hash", helloFrame(t, func(h *Hello) { h.Version = 1 }), "version 1 names hash"},
+		{"version 2 naming none", helloFrame(t, func(h *Hello) { h.Hash = "" }), "names no hash"},
+		{"unknown hash", helloFrame(t, func(h *Hello) { h.Hash = "md5" }), `hashAlg "md5"`},
+		{"SHA-256 by name", helloFrame(t, func(h *Hello) { h.Hash = "sha256" }), `hashAlg "sha256"`},
 		{"bad flow ID", helloFrame(t, func(h *Hello) { h.Flow = "xyz" }), "flow ID"},
 		{"no depot", helloFrame(t, func(h *Hello) { h.Depot = "" }), "depot is empty"},
 		{"not JSON", appendFrame(nil, frameHello, []byte("{")), "hello"},

@@ -30,6 +30,11 @@ type Config struct {
 	MaxSkew time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Format1 makes the flows this end dials speak HELLO version 1: SHA-256, and
+	// receipts of format 1, as a peer from before receipts named their hash needs
+	// (where DefaultHash is SHA-256, flows are dialed so anyway). An acceptor follows
+	// the dialer's HELLO whatever this says.
+	Format1 bool
 }
 
 // Validate reports what is missing or wrong in the config.

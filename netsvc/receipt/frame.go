@@ -27,8 +27,11 @@ const (
 	MaxReason = 1024
 	// headerLen is the size of a frame header: type and big-endian length.
 	headerLen = 5
-	// helloVersion is the protocol version a HELLO carries.
-	helloVersion = 1
+	// helloVersion is the protocol version this node's HELLO carries: 2 names the
+	// payload hash. It still accepts helloSHA256, the version before it, whose flows
+	// are hashed with SHA-256.
+	helloVersion = 2
+	helloSHA256  = 1
 )
 
 var (
@@ -137,6 +140,9 @@ type Hello struct {
 	FromService string    `json:"fromService,omitempty"`
 	FromDepot   string    `json:"fromDepot,omitempty"`
 	Opened      time.Time `json:"opened"`
+	// Hash is the payload hash both ends use (version 2; version 1 has none and
+	// means SHA-256).
+	Hash HashAlg `json:"hash,omitempty"`
 }
 
 // view is the flow's view at its start: nothing counted yet.
@@ -144,12 +150,18 @@ func (h *Hello) view() View {
 	return View{
 		Flow: h.Flow, Service: h.Service, Port: h.Port, Depot: h.Depot, From: h.From, To: h.To,
 		FromService: h.FromService, FromDepot: h.FromDepot, Opened: h.Opened, Closed: h.Opened,
+		HashAlg: h.Hash,
 	}
 }
 
 func (h *Hello) check() error {
-	if h.Version != helloVersion {
-		return fmt.Errorf("%w: hello: version %d, this node speaks %d", ErrProtocol, h.Version, helloVersion)
+	switch {
+	case h.Version == helloSHA256 && h.Hash != HashSHA256:
+		return fmt.Errorf("%w: hello: version %d names hash %q; only version %d names one", ErrProtocol, h.Version, clip(string(h.Hash)), helloVersion)
+	case h.Version == helloVersion && h.Hash == HashSHA256:
+		return fmt.Errorf("%w: hello: version %d names no hash; want %q", ErrProtocol, h.Version, HashBLAKE3)
+	case h.Version != helloSHA256 && h.Version != helloVersion:
+		return fmt.Errorf("%w: hello: version %d, this node speaks %d and %d", ErrProtocol, h.Version, helloSHA256, helloVersion)
 	}
 	v := h.view()
 	if err := v.Check(); err != nil {

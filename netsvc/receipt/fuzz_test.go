@@ -17,9 +17,14 @@ import (
 //
 //	go test -fuzz FuzzFrame ./netsvc/receipt
 
-// viewFrame is a real VIEW frame of the dialer (node-a) of flow 9.
-func viewFrame(t testing.TB) []byte {
+// viewFrame is a real VIEW frame of the dialer (node-a) of flow 9, of format 2
+// (BLAKE3).
+func viewFrame(t testing.TB) []byte { return viewFrameOf(t, HashBLAKE3) }
+
+// viewFrameOf is viewFrame with the payload hashed by alg.
+func viewFrameOf(t testing.TB, alg HashAlg) []byte {
 	v := testView(flowID(9), "node-a", "node-b", 3, 0)
+	v.HashAlg = alg
 	body, err := json.Marshal(Receipt{View: v, FromSig: sig(t, "node-a", v)})
 	if err != nil {
 		t.Fatal(err)
@@ -30,17 +35,21 @@ func viewFrame(t testing.TB) []byte {
 func seedFrames(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(helloFrame(f, nil))
+	f.Add(helloFrame(f, func(h *Hello) { h.Version, h.Hash = helloSHA256, HashSHA256 })) // a dialer of version 1
+	f.Add(helloFrame(f, func(h *Hello) { h.Hash = "sha3" }))                             // an unknown hash
 	f.Add(appendFrame(nil, frameData, []byte("payload")))
 	f.Add(appendHeader(nil, frameEnd, 0))
 	f.Add(appendFrame(nil, frameRefuse, []byte("flow web -> db not allowed")))
 	f.Add(viewFrame(f))
-	f.Add(appendHeader(nil, frameData, MaxFrame+1))          // oversized
-	f.Add(appendHeader(nil, frameRefuse, MaxReason+1))       // oversized reason
-	f.Add([]byte{0x7f, 0, 0, 0, 1, 'x'})                     // unknown type
-	f.Add([]byte{frameData, 0, 0})                           // cut header
-	f.Add(appendHeader(nil, frameData, 100))                 // cut body
-	f.Add(appendFrame(nil, frameHello, []byte(`{"v":1}`)))   // hello missing fields
-	f.Add(appendFrame(nil, frameView, []byte(`{"flow":1}`))) // view of the wrong type
+	f.Add(viewFrameOf(f, HashSHA256))
+	f.Add(appendFrame(nil, frameView, []byte(`{"hashAlg":"sha256"}`))) // SHA-256 named: not a format
+	f.Add(appendHeader(nil, frameData, MaxFrame+1))                    // oversized
+	f.Add(appendHeader(nil, frameRefuse, MaxReason+1))                 // oversized reason
+	f.Add([]byte{0x7f, 0, 0, 0, 1, 'x'})                               // unknown type
+	f.Add([]byte{frameData, 0, 0})                                     // cut header
+	f.Add(appendHeader(nil, frameData, 100))                           // cut body
+	f.Add(appendFrame(nil, frameHello, []byte(`{"v":1}`)))             // hello missing fields
+	f.Add(appendFrame(nil, frameView, []byte(`{"flow":1}`)))           // view of the wrong type
 	f.Add(bytes.Join([][]byte{appendFrame(nil, frameData, []byte("abc")), appendHeader(nil, frameEnd, 0), viewFrame(f)}, nil))
 }
 
@@ -141,8 +150,11 @@ func FuzzStream(f *testing.F) {
 
 func FuzzLogLine(f *testing.F) {
 	v := testView(flowID(9), "node-a", "node-b", 3, 0)
+	v1 := v // a receipt of format 1, from before receipts named their hash
+	v1.HashAlg = HashSHA256
 	for _, e := range []entry{
 		{Receipt: &Receipt{View: v, FromSig: sig(f, "node-a", v)}},
+		{Receipt: &Receipt{View: v1, FromSig: sig(f, "node-a", v1)}},
 		{Batch: &Batch{Node: "node-a", Seq: 1, Count: 1, First: t0, Last: t0}},
 		{Refusal: &Refusal{Node: "node-a", ToService: "db", At: t0, Reason: "no"}},
 	} {

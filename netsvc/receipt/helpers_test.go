@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"lukechampine.com/blake3"
+
 	"qnet.dev/qnet/identity"
 	"qnet.dev/qnet/ledger"
 )
@@ -54,7 +56,19 @@ func randomBytes(t testing.TB, n int) []byte {
 	return b
 }
 
-func tallyOf(b []byte) Tally { return Tally{Bytes: int64(len(b)), Hash: ledger.Hash(sha256.Sum256(b))} }
+// tallyOf is the tally of b by DefaultHash, computed in one go by the reference
+// implementation (not the package's own streaming hasher).
+func tallyOf(b []byte) Tally {
+	if DefaultHash() == HashSHA256 {
+		return tallySHA256(b)
+	}
+	return Tally{Bytes: int64(len(b)), Hash: ledger.Hash(blake3.Sum256(b)), Alg: HashBLAKE3}
+}
+
+// tallySHA256 is the tally of b in a flow of format 1.
+func tallySHA256(b []byte) Tally {
+	return Tally{Bytes: int64(len(b)), Hash: ledger.Hash(sha256.Sum256(b)), Alg: HashSHA256}
+}
 
 // flipConn flips the last byte of its nth Write (counting from 1): a link that
 // corrupts one frame's payload one way.

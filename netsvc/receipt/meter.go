@@ -1,7 +1,6 @@
 package receipt
 
 import (
-	"crypto/sha256"
 	"hash"
 	"net"
 	"sync"
@@ -10,19 +9,22 @@ import (
 )
 
 // Tally is what crossed one way of a connection so far: the number of bytes and the
-// SHA-256 of them in order.
+// hash of them in order, by the algorithm Alg.
 type Tally struct {
 	Bytes int64
 	Hash  ledger.Hash
+	Alg   HashAlg
 }
 
-// tally accumulates a Tally. The hash runs over the caller's own buffer: no copy is
-// made. A mutex, not atomics, because the hash state and the count must move together
-// for a snapshot to be meaningful.
+// tally accumulates a Tally. The hash runs over the caller's own buffer; only BLAKE3
+// copies the part of a 16 KiB group that a write leaves unfinished. A mutex, not
+// atomics, because the hash state and the count must move together for a snapshot to
+// be meaningful.
 type tally struct {
-	mu sync.Mutex
-	n  int64
-	h  hash.Hash
+	alg HashAlg // fixed before the first add
+	mu  sync.Mutex
+	n   int64
+	h   hash.Hash
 }
 
 func (t *tally) add(p []byte) {
@@ -31,29 +33,36 @@ func (t *tally) add(p []byte) {
 	}
 	t.mu.Lock()
 	if t.h == nil {
-		t.h = sha256.New()
+		t.h = t.alg.newHash()
 	}
 	t.h.Write(p) // a hash.Hash never fails
 	t.n += int64(len(p))
 	t.mu.Unlock()
 }
 
+func (t *tally) count() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
+}
+
 func (t *tally) get() Tally {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	out := Tally{Bytes: t.n, Alg: t.alg}
 	if t.h == nil {
-		return Tally{Hash: sha256.Sum256(nil)}
+		t.alg.newHash().Sum(out.Hash[:0])
+		return out
 	}
-	var out Tally
-	out.Bytes = t.n
 	t.h.Sum(out.Hash[:0]) // Sum works on a copy of the state; hashing goes on
 	return out
 }
 
-// Meter wraps a net.Conn and keeps a Tally of the bytes each way: those its Write
-// handed to the connection and those its Read returned. It is for connections with no
-// frame layer (the local side of a proxy, ingress from outside); a Conn from
-// WrapDialer or WrapAcceptor keeps the same tallies of its payload itself.
+// Meter wraps a net.Conn and keeps a Tally of the bytes each way, hashed with
+// DefaultHash(): those its Write handed to the connection and those its Read returned.
+// It is for connections with no frame layer (the local side of a proxy, ingress from
+// outside); a Conn from WrapDialer or WrapAcceptor keeps the same tallies of its
+// payload itself.
 //
 // One goroutine may Read while another Writes, and Sent and Received may be called at
 // any time from any goroutine.
@@ -63,7 +72,9 @@ type Meter struct {
 }
 
 // NewMeter returns c with its bytes counted and hashed both ways.
-func NewMeter(c net.Conn) *Meter { return &Meter{Conn: c} }
+func NewMeter(c net.Conn) *Meter {
+	return &Meter{Conn: c, sent: tally{alg: DefaultHash()}, recv: tally{alg: DefaultHash()}}
+}
 
 // Read reads from the connection and adds what it returns to the received tally.
 func (m *Meter) Read(p []byte) (int, error) {

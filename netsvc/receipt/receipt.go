@@ -78,11 +78,14 @@ type View struct {
 	Opened time.Time `json:"opened"`
 	Closed time.Time `json:"closed"`
 	// BytesOut and HashOut are the payload the dialer sent; BytesIn and HashIn the
-	// payload it received. Hashes are SHA-256 of the payload bytes in order.
+	// payload it received. Hashes are of the payload bytes in order, by HashAlg.
 	BytesOut int64       `json:"bytesOut"`
 	BytesIn  int64       `json:"bytesIn"`
 	HashOut  ledger.Hash `json:"hashOut"`
 	HashIn   ledger.Hash `json:"hashIn"`
+	// HashAlg names the hash: HashBLAKE3, or none (HashSHA256) in a receipt of
+	// format 1, which the dialer's version 1 HELLO asks for.
+	HashAlg HashAlg `json:"hashAlg,omitempty"`
 }
 
 // Receipt is a flow's record: a view and the signatures of the ends that vouch for it.
@@ -189,6 +192,9 @@ func (v *View) Check() error {
 	if v.BytesOut < 0 || v.BytesIn < 0 {
 		return fmt.Errorf("%w: flow %s: negative byte count (out %d, in %d)", ErrInvalid, v.Flow, v.BytesOut, v.BytesIn)
 	}
+	if err := v.HashAlg.check(); err != nil {
+		return fmt.Errorf("flow %s: %w", v.Flow, err)
+	}
 	return nil
 }
 
@@ -206,13 +212,22 @@ func (e *encoder) bytes(p []byte)   { e.u32(uint32(len(p))); e.b = append(e.b, p
 func (e *encoder) fixed(p []byte)   { e.b = append(e.b, p...) }
 func (e *encoder) time(t time.Time) { e.u64(uint64(t.Unix())); e.u32(uint32(t.Nanosecond())) }
 
-// canonicalVersion is the first byte of a view's canonical form.
-const canonicalVersion = 1
+// The first byte of a view's canonical form: format 1 names no hash (SHA-256, as
+// receipts were signed before they named it), format 2 names it right after.
+const (
+	canonicalSHA256 = 1
+	canonicalNamed  = 2
+)
 
 // canonical is the byte string the ends sign.
 func (v *View) canonical() []byte {
 	e := encoder{b: make([]byte, 0, 256)}
-	e.u8(canonicalVersion)
+	if v.HashAlg == HashSHA256 {
+		e.u8(canonicalSHA256)
+	} else {
+		e.u8(canonicalNamed)
+		e.str(string(v.HashAlg))
+	}
 	for _, s := range []string{v.Flow, v.Service, v.Port, v.Depot, v.From, v.To, v.FromService, v.FromDepot} {
 		e.str(s)
 	}
@@ -383,15 +398,21 @@ func compare(d, a *View, skew time.Duration) difference {
 	}
 	tm("opened", d.Opened, a.Opened)
 	tm("closed", d.Closed, a.Closed)
-	if d.BytesOut != a.BytesOut || d.HashOut != a.HashOut {
-		out.out = true
-		out.fields = append(out.fields, fmt.Sprintf("dialer->acceptor: dialer sent %d bytes (sha256 %s), acceptor received %d (sha256 %s)",
-			d.BytesOut, d.HashOut.Short(), a.BytesOut, a.HashOut.Short()))
+	// Hashes by different algorithms say nothing about each other: then only the
+	// counts tell whether the payload differs.
+	sameAlg := d.HashAlg == a.HashAlg
+	if !sameAlg {
+		out.fields = append(out.fields, fmt.Sprintf("hashAlg: dialer %s, acceptor %s", d.HashAlg, a.HashAlg))
 	}
-	if d.BytesIn != a.BytesIn || d.HashIn != a.HashIn {
+	if d.BytesOut != a.BytesOut || sameAlg && d.HashOut != a.HashOut {
+		out.out = true
+		out.fields = append(out.fields, fmt.Sprintf("dialer->acceptor: dialer sent %d bytes (%s %s), acceptor received %d (%s %s)",
+			d.BytesOut, d.HashAlg, d.HashOut.Short(), a.BytesOut, a.HashAlg, a.HashOut.Short()))
+	}
+	if d.BytesIn != a.BytesIn || sameAlg && d.HashIn != a.HashIn {
 		out.in = true
-		out.fields = append(out.fields, fmt.Sprintf("acceptor->dialer: acceptor sent %d bytes (sha256 %s), dialer received %d (sha256 %s)",
-			a.BytesIn, a.HashIn.Short(), d.BytesIn, d.HashIn.Short()))
+		out.fields = append(out.fields, fmt.Sprintf("acceptor->dialer: acceptor sent %d bytes (%s %s), dialer received %d (%s %s)",
+			a.BytesIn, a.HashAlg, a.HashIn.Short(), d.BytesIn, d.HashAlg, d.HashIn.Short()))
 	}
 	return out
 }

@@ -20,7 +20,7 @@ func testView(flow, from, to string, out, in int64) View {
 		FromService: "web", FromDepot: "web-01aa",
 		Opened: t0, Closed: t0.Add(3 * time.Second),
 		BytesOut: out, BytesIn: in,
-		HashOut: ledger.Hash{byte(out), 1}, HashIn: ledger.Hash{byte(in), 2},
+		HashOut: ledger.Hash{byte(out), 1}, HashIn: ledger.Hash{byte(in), 2}, HashAlg: HashBLAKE3,
 	}
 }
 

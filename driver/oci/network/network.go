@@ -11,7 +11,10 @@
 //
 // Containers reach the node (the bridge's address) and each other; traffic beyond the
 // node is not routed or masqueraded, so a container has no way out to other networks
-// unless the operator adds NAT on the bridge.
+// unless the operator adds NAT on the bridge. The node's services (the VIPs and the
+// DNS server, on the node's loopback) are served inside each namespace instead: the
+// node opens sockets there (InNamespace) and the namespace's own nftables rules send
+// the container's connections to them (Redirect, InstallRedirect, OriginalDest).
 package network
 
 import (
@@ -90,4 +93,38 @@ type Endpoint struct {
 	Gateway netip.Addr   `json:"gateway"`
 	// Lease is the lease file of Addr.
 	Lease string `json:"lease"`
+}
+
+// Redirect says where a container's connections to the node's services go inside its
+// namespace. The node cannot answer them where the node's own processes reach them,
+// on the node's loopback, which no packet leaves a namespace for; nor can it listen on
+// every VIP:port in the container's namespace, since a listener there would take the
+// port from the container (a server on :8080 could not start beside a service whose
+// VIP port is 8080). So its listeners sit on ports of their own in the namespace, and
+// destination NAT rules of the namespace (InstallRedirect) send the connections to
+// them; the proxy learns what was dialled from OriginalDest.
+type Redirect struct {
+	// VIPs are the services' stable addresses: TCP to any of them goes to Proxy.
+	VIPs netip.Prefix
+	// Proxy is the node's listener for them, on the namespace's loopback.
+	Proxy netip.AddrPort
+	// DNS is the nameserver address containers are given: UDP and TCP to its port 53
+	// go to DNSTarget, where the node's DNS server answers. Zero for no DNS.
+	DNS       netip.Addr
+	DNSTarget netip.AddrPort
+}
+
+// Validate reports the first bad field of r.
+func (r Redirect) Validate() error {
+	switch {
+	case !r.VIPs.IsValid() || !r.VIPs.Addr().Is4():
+		return fmt.Errorf("network: redirect VIPs %v: want an IPv4 prefix such as 127.64.0.0/10", r.VIPs)
+	case !r.Proxy.IsValid() || !r.Proxy.Addr().Is4() || r.Proxy.Port() == 0:
+		return fmt.Errorf("network: redirect proxy %v: want an IPv4 address and port", r.Proxy)
+	case r.DNS.IsValid() && !r.DNS.Is4():
+		return fmt.Errorf("network: redirect DNS %v: want an IPv4 address", r.DNS)
+	case r.DNS.IsValid() && (!r.DNSTarget.IsValid() || !r.DNSTarget.Addr().Is4() || r.DNSTarget.Port() == 0):
+		return fmt.Errorf("network: redirect DNS target %v: want an IPv4 address and port", r.DNSTarget)
+	}
+	return nil
 }

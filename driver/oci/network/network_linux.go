@@ -242,38 +242,87 @@ func staleLease(path string) bool {
 }
 
 // newNetns makes a network namespace, mounts it on path (a new file) and returns a
-// netlink socket inside it. The namespace is made by a thread of its own that is
-// never handed back to the Go scheduler: it ends with its goroutine, so no other
-// goroutine ever runs in the new namespace.
+// netlink socket inside it. The namespace is made by a thread of its own (see
+// onThread), so no other goroutine ever runs in it.
 func newNetns(path string) (*nlConn, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		return nil, fmt.Errorf("network namespace file: %w", err)
 	}
 	f.Close()
-	type result struct {
-		c   *nlConn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
+	var c *nlConn
+	err = onThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("unshare network namespace: %w", err)}
-			return
+			return fmt.Errorf("unshare network namespace: %w", err)
 		}
+		return nil
+	}, func() error {
 		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
-			done <- result{err: fmt.Errorf("mount network namespace on %s: %w", path, err)}
-			return
+			return fmt.Errorf("mount network namespace on %s: %w", path, err)
 		}
-		c, err := dialNetlink()
-		done <- result{c, err}
-	}()
-	r := <-done
-	if r.err != nil {
+		var err error
+		c, err = dialNetlink()
+		return err
+	})
+	if err != nil {
 		unix.Unmount(path, unix.MNT_DETACH)
 		os.Remove(path)
-		return nil, r.err
+		return nil, err
 	}
-	return r.c, nil
+	return c, nil
+}
+
+// onThread runs fn on an OS thread locked to its goroutine, after enter has moved
+// the thread to another network namespace; then it moves the thread back and hands
+// it back to the Go scheduler. A thread that cannot be moved back is never handed
+// back: it ends with its goroutine. Moving back comes first because the runtime never
+// ends the process's main thread (it parks it for good instead), and a main thread
+// left in a container's namespace would give the whole process that namespace's
+// /proc/self/net (the flows check reads /proc/net/tcp).
+func onThread(enter, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread() // nothing changed
+			done <- fmt.Errorf("network namespace of the thread: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := enter(); err != nil {
+			// unshare and setns change nothing when they fail.
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		err = fn()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- err
+	}()
+	return <-done
+}
+
+// InNamespace runs fn on an OS thread that has joined the network namespace mounted
+// at netns (an Endpoint's NetNS), so that the sockets fn opens belong to that
+// namespace: a socket keeps the namespace it was made in for its whole life, whatever
+// thread uses it afterwards, so the node can serve a container's namespace from its
+// own goroutines. The thread is locked to fn's goroutine and moved back before any
+// other goroutine may run on it (see onThread). fn must only make sockets (socket,
+// bind, listen, connect) or fork processes (which are born in the thread's namespace):
+// a goroutine it starts runs elsewhere.
+func InNamespace(netns string, fn func() error) error {
+	f, err := os.Open(netns)
+	if err != nil {
+		return fmt.Errorf("network namespace: %w", err)
+	}
+	defer f.Close()
+	return onThread(func() error {
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("join network namespace %s: %w", netns, err)
+		}
+		return nil
+	}, fn)
 }

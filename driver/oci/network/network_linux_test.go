@@ -5,14 +5,15 @@ package network
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -44,36 +45,18 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
-// listenIn listens on a TCP port inside the namespace mounted at nsPath: from a
-// thread that enters it and is never returned to the scheduler.
+// listenIn listens on a TCP port inside the namespace mounted at nsPath.
 func listenIn(t *testing.T, nsPath string) net.Listener {
 	t.Helper()
-	type res struct {
-		ln  net.Listener
-		err error
+	var ln net.Listener
+	if err := InNamespace(nsPath, func() (err error) {
+		ln, err = net.Listen("tcp4", ":0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
-	ch := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		f, err := os.Open(nsPath)
-		if err != nil {
-			ch <- res{err: err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- res{err: err}
-			return
-		}
-		ln, err := net.Listen("tcp4", ":0")
-		ch <- res{ln, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { r.ln.Close() })
-	return r.ln
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }
 
 // echo answers each line on a connection with "echo: " and the line.
@@ -245,5 +228,214 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if b, ok := broadcast(netip.MustParsePrefix("10.88.0.0/16")); !ok || b.String() != "10.88.255.255" {
 		t.Errorf("broadcast of 10.88.0.0/16 = %v", b)
+	}
+}
+
+// TestInNamespace opens sockets in a container's namespace from the host's process:
+// fn runs in that namespace, the sockets stay there (reachable from it, not from the
+// host's loopback) and serve from any goroutine afterwards.
+func TestInNamespace(t *testing.T) {
+	cfg := testConfig(t)
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := n.Attach(context.Background(), "svc-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Detach(ep)
+	var st unix.Stat_t
+	if err := unix.Stat(ep.NetNS, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("net:[%d]", st.Ino)
+	host, _ := os.Readlink("/proc/thread-self/ns/net")
+
+	// A loopback address of the container's, as the node's services use (a VIP).
+	const addr = "127.64.201.7:8080"
+	var ln net.Listener
+	if err := InNamespace(ep.NetNS, func() error {
+		if got, _ := os.Readlink("/proc/thread-self/ns/net"); got != want {
+			return fmt.Errorf("fn runs in %s, want %s", got, want)
+		}
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go echo(ln)
+	if got, _ := os.Readlink("/proc/thread-self/ns/net"); got != host {
+		t.Errorf("the caller moved to %s, want the host's %s", got, host)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("the host's loopback reaches %s: the listener is not in the container's namespace", addr)
+	}
+	// A connection made in the namespace reaches the listener.
+	var c net.Conn
+	if err := InNamespace(ep.NetNS, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintln(c, "hello")
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "echo: hello\n" {
+		t.Fatalf("answer in the namespace = %q, %v", line, err)
+	}
+
+	// The threads go back to the host's namespace: the process's main thread, which
+	// the runtime never ends, would otherwise be left in the container's for good and
+	// give the whole process its /proc/self/net.
+	for range 100 {
+		InNamespace(ep.NetNS, func() error { return nil })
+	}
+	if self, _ := os.Readlink("/proc/self/ns/net"); self != host {
+		t.Errorf("the process's main thread is in %s, not the host's %s", self, host)
+	}
+
+	// A file that is not a network namespace, or none at all, is an error.
+	notNS := filepath.Join(t.TempDir(), "plain")
+	os.WriteFile(notNS, nil, 0o600)
+	for _, p := range []string{notNS, filepath.Join(t.TempDir(), "missing")} {
+		if err := InNamespace(p, func() error { return nil }); err == nil {
+			t.Errorf("InNamespace(%s) = nil, want an error", p)
+		}
+	}
+}
+
+// inNS runs fn in the namespace at path, failing the test on error.
+func inNS(t *testing.T, path string, fn func() error) {
+	t.Helper()
+	if err := InNamespace(path, fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRedirect installs a container's service redirects and follows connections
+// through them: TCP to any VIP reaches the proxy's listener, which learns the VIP and
+// port dialled; DNS on port 53 reaches the DNS server's own port, and its answer comes
+// back from port 53. Installing again replaces the rules.
+func TestRedirect(t *testing.T) {
+	cfg := testConfig(t)
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := n.Attach(context.Background(), "redir-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Detach(ep)
+	var proxy, proxy2 net.Listener
+	var dns net.PacketConn
+	inNS(t, ep.NetNS, func() (err error) {
+		if proxy, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		if proxy2, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		dns, err = net.ListenPacket("udp4", "127.0.0.11:0")
+		return err
+	})
+	defer proxy.Close()
+	defer proxy2.Close()
+	defer dns.Close()
+	r := Redirect{
+		VIPs:      netip.MustParsePrefix("127.64.0.0/10"),
+		Proxy:     proxy.Addr().(*net.TCPAddr).AddrPort(),
+		DNS:       netip.MustParseAddr("127.0.0.11"),
+		DNSTarget: dns.LocalAddr().(*net.UDPAddr).AddrPort(),
+	}
+	if err := InstallRedirect(ep.NetNS, r); err != nil {
+		t.Fatal(err)
+	}
+
+	// dial connects from inside the namespace and returns what ln accepted, with the
+	// original destination.
+	dial := func(ln net.Listener, addr string) netip.AddrPort {
+		t.Helper()
+		var c net.Conn
+		inNS(t, ep.NetNS, func() (err error) {
+			c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+			return err
+		})
+		defer c.Close()
+		ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatalf("%s did not reach the proxy: %v", addr, err)
+		}
+		defer s.Close()
+		dst, err := OriginalDest(s.(*net.TCPConn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dst
+	}
+	for _, addr := range []string{"127.64.0.1:80", "127.100.7.9:8080", "127.127.255.254:5432"} {
+		if got := dial(proxy, addr); got.String() != addr {
+			t.Errorf("dialled %s, the proxy saw %s", addr, got)
+		}
+	}
+	// A connection straight to the listener is not redirected: its own address.
+	if got := dial(proxy, proxy.Addr().String()); got.String() != proxy.Addr().String() {
+		t.Errorf("direct connection: original destination %s, want %s", got, proxy.Addr())
+	}
+	// Outside the VIPs nothing is redirected.
+	inNS(t, ep.NetNS, func() error {
+		if c, err := net.DialTimeout("tcp", "127.0.0.5:80", time.Second); err == nil {
+			c.Close()
+			return errors.New("127.0.0.5:80 was answered")
+		}
+		return nil
+	})
+
+	// DNS: a query to 127.0.0.11:53 reaches the server's port; the answer comes from 53.
+	go func() {
+		buf := make([]byte, 512)
+		n, from, err := dns.ReadFrom(buf)
+		if err == nil {
+			dns.WriteTo(append([]byte("re:"), buf[:n]...), from)
+		}
+	}()
+	var qc net.Conn
+	inNS(t, ep.NetNS, func() (err error) {
+		qc, err = net.Dial("udp", "127.0.0.11:53")
+		return err
+	})
+	defer qc.Close()
+	qc.SetDeadline(time.Now().Add(5 * time.Second))
+	qc.Write([]byte("query"))
+	buf := make([]byte, 512)
+	if n, err := qc.Read(buf); err != nil || string(buf[:n]) != "re:query" {
+		t.Errorf("DNS through the redirect: %q, %v", buf[:n], err)
+	}
+
+	// Installed again (a restarted node), the rules are replaced, not added to.
+	r.Proxy = proxy2.Addr().(*net.TCPAddr).AddrPort()
+	if err := InstallRedirect(ep.NetNS, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := dial(proxy2, "127.64.0.1:80"); got.String() != "127.64.0.1:80" {
+		t.Errorf("after the second install the proxy saw %s", got)
+	}
+	if out, err := exec.Command("nsenter", "--net="+ep.NetNS, "nft", "list", "table", "ip", RedirectTable).CombinedOutput(); err == nil {
+		if c := strings.Count(string(out), "dnat to"); c != 3 {
+			t.Errorf("after two installs the table has %d dnat rules, want 3:\n%s", c, out)
+		}
+	} else {
+		t.Logf("the rules are not listed (no nsenter or nft): %v", err)
+	}
+
+	if err := InstallRedirect(ep.NetNS, Redirect{}); err == nil {
+		t.Error("an empty Redirect was installed")
 	}
 }

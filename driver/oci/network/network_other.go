@@ -5,6 +5,8 @@ package network
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"syscall"
 )
 
 // Network is not available off Linux.
@@ -26,3 +28,12 @@ func (n *Network) Detach(*Endpoint) error { return errNotLinux }
 
 // VethName names the host end of a container's veth pair.
 func VethName(netnsDir, id string) string { return "" }
+
+// InNamespace fails off Linux.
+func InNamespace(string, func() error) error { return errNotLinux }
+
+// InstallRedirect fails off Linux.
+func InstallRedirect(string, Redirect) error { return errNotLinux }
+
+// OriginalDest fails off Linux.
+func OriginalDest(syscall.Conn) (netip.AddrPort, error) { return netip.AddrPort{}, errNotLinux }
