@@ -6,18 +6,23 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// The nftables requests a Redirect needs, spoken directly over netlink like the
-// rtnetlink ones (netlink_linux.go): one table, one NAT chain on the output hook and a
-// rule per redirect, sent as one transaction. No nft(8) on the node, no process start
-// per container, and nothing on the node's own tables: the rules live in the
-// container's namespace and go with it.
+// The nftables requests a Redirect needs: one table, one NAT chain on the output hook
+// and a rule per redirect, sent as one transaction by github.com/google/nftables over
+// a netlink socket made in the container's namespace. No nft(8) on the node, no
+// process start per container, and nothing on the node's own tables: the rules live in
+// the container's namespace and go with it.
 
 // RedirectTable is the nftables table (family ip) of a container's namespace that
 // holds its redirects.
@@ -39,234 +44,92 @@ func InstallRedirect(netns string, r Redirect) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	return InNamespace(netns, func() error {
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-		if err != nil {
-			return fmt.Errorf("nftables: netlink socket: %w", err)
-		}
-		defer unix.Close(fd)
-		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return fmt.Errorf("nftables: netlink bind: %w", err)
-		}
-		tv := unix.NsecToTimeval(nftAckTimeout.Nanoseconds())
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return fmt.Errorf("nftables: %w", err)
-		}
-		send := func(replace bool, seq uint32) error {
-			batch, acks := redirectBatch(r, seq, replace)
-			if err := unix.Sendto(fd, batch, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-				return fmt.Errorf("send: %w", err)
-			}
-			return readAcks(fd, acks)
-		}
-		err = send(false, 1)
-		if errors.Is(err, unix.EEXIST) {
-			err = send(true, 100)
-		}
-		if err != nil {
-			return fmt.Errorf("nftables: install the service redirects in %s: %w", netns, err)
-		}
-		return nil
-	})
+	ns, err := os.Open(netns)
+	if err != nil {
+		return fmt.Errorf("network namespace: %w", err)
+	}
+	defer ns.Close()
+	// Each Flush dials its own socket in the namespace (the Conn is not lasting), and
+	// the deadline is set as it is dialled: it bounds that one transaction.
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		return c.SetReadDeadline(time.Now().Add(nftAckTimeout))
+	}))
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	queueRedirect(c, r, false)
+	err = c.Flush()
+	if errors.Is(err, unix.EEXIST) {
+		queueRedirect(c, r, true)
+		err = c.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("nftables: install the service redirects in %s: %w", netns, err)
+	}
+	return nil
 }
 
-// redirectBatch encodes r as one nftables transaction whose messages are numbered from
-// seq; acks are the sequence numbers the kernel answers. Unless replace is set, the
-// transaction fails with EEXIST when the table exists.
-func redirectBatch(r Redirect, seq uint32, replace bool) (batch []byte, acks []uint32) {
-	const (
-		create     = unix.NLM_F_REQUEST | unix.NLM_F_CREATE | unix.NLM_F_ACK
-		appendRule = create | unix.NLM_F_APPEND
-	)
-	table := strAttr(unix.NFTA_TABLE_NAME, RedirectTable)
-	add := func(typ int, flags uint16, attrs ...attr) {
-		batch = append(batch, nftMsg(uint16(unix.NFNL_SUBSYS_NFTABLES<<8|typ), flags, seq, unix.NFPROTO_IPV4, 0, attrs...)...)
-		acks = append(acks, seq)
-		seq++
-	}
-	batch = nftMsg(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, seq, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
-	seq++
+// queueRedirect queues r on c as one transaction, sent by c.Flush. Unless replace is
+// set, the transaction fails with EEXIST when the table exists.
+func queueRedirect(c *nftables.Conn, r Redirect, replace bool) {
+	table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: RedirectTable}
 	if replace {
 		// Add then delete: the delete cannot fail for want of the table, and takes
 		// what a previous install left.
-		add(unix.NFT_MSG_NEWTABLE, create, table)
-		add(unix.NFT_MSG_DELTABLE, unix.NLM_F_REQUEST|unix.NLM_F_ACK, table)
-		add(unix.NFT_MSG_NEWTABLE, create, table)
+		c.AddTable(table)
+		c.DelTable(table)
+		c.AddTable(table)
 	} else {
-		add(unix.NFT_MSG_NEWTABLE, create|unix.NLM_F_EXCL, table)
+		c.CreateTable(table)
 	}
-	add(unix.NFT_MSG_NEWCHAIN, create,
-		strAttr(unix.NFTA_CHAIN_TABLE, RedirectTable),
-		strAttr(unix.NFTA_CHAIN_NAME, redirectChain),
-		nested(unix.NFTA_CHAIN_HOOK,
-			be32Attr(unix.NFTA_HOOK_HOOKNUM, unix.NF_INET_LOCAL_OUT),
-			be32Attr(unix.NFTA_HOOK_PRIORITY, natDstPriority)),
-		strAttr(unix.NFTA_CHAIN_TYPE, "nat"))
-	rule := func(exprs ...attr) {
-		add(unix.NFT_MSG_NEWRULE, appendRule,
-			strAttr(unix.NFTA_RULE_TABLE, RedirectTable),
-			strAttr(unix.NFTA_RULE_CHAIN, redirectChain),
-			nested(unix.NFTA_RULE_EXPRESSIONS, exprs...))
+	chain := c.AddChain(&nftables.Chain{
+		Name:     redirectChain,
+		Table:    table,
+		Type:     nftables.ChainTypeNAT,
+		Hooknum:  nftables.ChainHookOutput,
+		Priority: nftables.ChainPriorityNATDest,
+	})
+	rule := func(exprs ...expr.Any) {
+		c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: exprs})
 	}
 	// tcp to the VIPs: dnat to the proxy's listener.
 	vip := r.VIPs.Masked().Addr().As4()
 	rule(
-		meta(unix.NFT_META_L4PROTO), cmpEq([]byte{unix.IPPROTO_TCP}),
-		payload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4), // ip daddr
-		bitwise(prefixMask(r.VIPs.Bits())), cmpEq(vip[:]),
-		immediate(unix.NFT_REG_1, r.Proxy.Addr().AsSlice()),
-		immediate(unix.NFT_REG_2, binary.BigEndian.AppendUint16(nil, r.Proxy.Port())),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		ipDaddr(),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: net.CIDRMask(r.VIPs.Bits(), 32), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: vip[:]},
+		&expr.Immediate{Register: 1, Data: r.Proxy.Addr().AsSlice()},
+		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, r.Proxy.Port())},
 		dnat())
 	if r.DNS.IsValid() {
 		dns := r.DNS.As4()
 		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 			rule(
-				meta(unix.NFT_META_L4PROTO), cmpEq([]byte{proto}),
-				payload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4), cmpEq(dns[:]), // ip daddr
-				payload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2), cmpEq([]byte{0, 53}), // th dport
-				immediate(unix.NFT_REG_1, r.DNSTarget.Addr().AsSlice()),
-				immediate(unix.NFT_REG_2, binary.BigEndian.AppendUint16(nil, r.DNSTarget.Port())),
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+				ipDaddr(),
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: dns[:]},
+				// th dport
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 53}},
+				&expr.Immediate{Register: 1, Data: r.DNSTarget.Addr().AsSlice()},
+				&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, r.DNSTarget.Port())},
 				dnat())
 		}
 	}
-	batch = append(batch, nftMsg(unix.NFNL_MSG_BATCH_END, unix.NLM_F_REQUEST, seq, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)...)
-	return batch, acks
 }
 
-// natDstPriority is the priority of destination NAT (NF_IP_PRI_NAT_DST, -100), as
-// the kernel reads it: a signed 32-bit number in network order.
-const natDstPriority = ^uint32(100) + 1
-
-// prefixMask is the network mask of a prefix length, as 4 bytes.
-func prefixMask(bits int) []byte {
-	m := make([]byte, 4)
-	binary.BigEndian.PutUint32(m, ^uint32(0)<<(32-bits))
-	return m
-}
-
-// nftMsg is one netfilter netlink message: the netlink header, the nfgenmsg header
-// (family, version, resource ID) and the attributes.
-func nftMsg(typ, flags uint16, seq uint32, family uint8, resID uint16, attrs ...attr) []byte {
-	body := []byte{family, unix.NFNETLINK_V0, byte(resID >> 8), byte(resID)}
-	for _, a := range attrs {
-		body = append(body, a.encode()...)
-	}
-	msg := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(body))
-	msg = append(msg, body...)
-	native.PutUint32(msg[0:4], uint32(len(msg)))
-	native.PutUint16(msg[4:6], typ)
-	native.PutUint16(msg[6:8], flags)
-	native.PutUint32(msg[8:12], seq)
-	return msg
-}
-
-// nested is an attribute holding others, flagged as such.
-func nested(typ uint16, children ...attr) attr {
-	return attr{typ: typ | unix.NLA_F_NESTED, children: children}
-}
-
-// be32Attr is a 32-bit attribute in network order, as nftables has them.
-func be32Attr(typ uint16, v uint32) attr {
-	return attr{typ: typ, data: binary.BigEndian.AppendUint32(nil, v)}
-}
-
-// dataAttr is an nftables data attribute: a nest holding the value.
-func dataAttr(typ uint16, value []byte) attr {
-	return nested(typ, attr{typ: unix.NFTA_DATA_VALUE, data: value})
-}
-
-// expression is one element of a rule's expression list.
-func expression(name string, data ...attr) attr {
-	return nested(unix.NFTA_LIST_ELEM, strAttr(unix.NFTA_EXPR_NAME, name), nested(unix.NFTA_EXPR_DATA, data...))
-}
-
-// meta loads a packet's meta information (such as its layer 4 protocol) into
-// register 1.
-func meta(key uint32) attr {
-	return expression("meta",
-		be32Attr(unix.NFTA_META_DREG, unix.NFT_REG_1),
-		be32Attr(unix.NFTA_META_KEY, key))
-}
-
-// payload loads n bytes at offset of a header into register 1.
-func payload(base, offset, n uint32) attr {
-	return expression("payload",
-		be32Attr(unix.NFTA_PAYLOAD_DREG, unix.NFT_REG_1),
-		be32Attr(unix.NFTA_PAYLOAD_BASE, base),
-		be32Attr(unix.NFTA_PAYLOAD_OFFSET, offset),
-		be32Attr(unix.NFTA_PAYLOAD_LEN, n))
-}
-
-// bitwise masks register 1 with mask.
-func bitwise(mask []byte) attr {
-	return expression("bitwise",
-		be32Attr(unix.NFTA_BITWISE_SREG, unix.NFT_REG_1),
-		be32Attr(unix.NFTA_BITWISE_DREG, unix.NFT_REG_1),
-		be32Attr(unix.NFTA_BITWISE_LEN, uint32(len(mask))),
-		dataAttr(unix.NFTA_BITWISE_MASK, mask),
-		dataAttr(unix.NFTA_BITWISE_XOR, make([]byte, len(mask))))
-}
-
-// cmpEq ends the rule unless register 1 holds v.
-func cmpEq(v []byte) attr {
-	return expression("cmp",
-		be32Attr(unix.NFTA_CMP_SREG, unix.NFT_REG_1),
-		be32Attr(unix.NFTA_CMP_OP, unix.NFT_CMP_EQ),
-		dataAttr(unix.NFTA_CMP_DATA, v))
-}
-
-// immediate loads v into register reg.
-func immediate(reg uint32, v []byte) attr {
-	return expression("immediate", be32Attr(unix.NFTA_IMMEDIATE_DREG, reg), dataAttr(unix.NFTA_IMMEDIATE_DATA, v))
+// ipDaddr loads a packet's IPv4 destination address into register 1.
+func ipDaddr() *expr.Payload {
+	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
 }
 
 // dnat rewrites the destination to the address in register 1 and the port in
 // register 2.
-func dnat() attr {
-	return expression("nat",
-		be32Attr(unix.NFTA_NAT_TYPE, unix.NFT_NAT_DNAT),
-		be32Attr(unix.NFTA_NAT_FAMILY, unix.NFPROTO_IPV4),
-		be32Attr(unix.NFTA_NAT_REG_ADDR_MIN, unix.NFT_REG_1),
-		be32Attr(unix.NFTA_NAT_REG_PROTO_MIN, unix.NFT_REG_2))
-}
-
-// readAcks reads the kernel's answers until every sequence number of acks has been
-// acknowledged, and returns the first error it reported.
-func readAcks(fd int, acks []uint32) error {
-	want := map[uint32]bool{}
-	for _, s := range acks {
-		want[s] = true
-	}
-	var first error
-	buf := make([]byte, 1<<16)
-	for len(want) > 0 {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("receive: %w", err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return fmt.Errorf("parse: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Type != unix.NLMSG_ERROR || !want[m.Header.Seq] {
-				continue
-			}
-			delete(want, m.Header.Seq)
-			if len(m.Data) < 4 {
-				return errors.New("short error message")
-			}
-			if errno := -int32(native.Uint32(m.Data[0:4])); errno != 0 && first == nil {
-				first = unix.Errno(errno)
-				// A failed transaction is aborted; the kernel may not answer the rest.
-				return first
-			}
-		}
-	}
-	return first
+func dnat() *expr.NAT {
+	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2}
 }
 
 // OriginalDest returns where a connection that a Redirect sent to a listener was
