@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -466,5 +467,69 @@ func TestRealRename(t *testing.T) {
 	}
 	if _, err := other.Rename(h, "a/b"); err == nil {
 		t.Error("rename to a path with '/' succeeded")
+	}
+}
+
+// TestRealJoinThread: on v1 one thread moves into a group, the rest of the process
+// stays, and a process forked from that thread starts in the group.
+func TestRealJoinThread(t *testing.T) {
+	t.Parallel()
+	h := realHierarchy(t)
+	if h.Version != V1 {
+		t.Skip("thread moves through tasks files are for cgroup v1")
+	}
+	g, err := h.Make("thread")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanupGroup(g) })
+	home, err := h.ProcsFilesOf(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inGroup := func(file string) bool {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(data), "/"+h.Parent+"/thread\n")
+	}
+	done := make(chan *exec.Cmd, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := JoinThread(g.ThreadFiles()); err != nil {
+			t.Error(err)
+			done <- nil
+			return
+		}
+		if !inGroup("/proc/thread-self/cgroup") {
+			t.Error("the thread is not in the group after JoinThread")
+		}
+		if inGroup("/proc/self/cgroup") {
+			t.Error("the process's main thread moved with the calling thread")
+		}
+		cmd := exec.Command("sleep", "300")
+		if err := cmd.Start(); err != nil {
+			t.Error(err)
+		}
+		if err := JoinThread(ThreadFilesOf(home)); err != nil {
+			t.Error(err)
+		}
+		if inGroup("/proc/thread-self/cgroup") {
+			t.Error("the thread is still in the group after going home")
+		}
+		done <- cmd
+	}()
+	cmd := <-done
+	if cmd == nil || cmd.Process == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if pids, err := g.PIDs(); err != nil || !slices.Equal(pids, []int{cmd.Process.Pid}) {
+		t.Errorf("group holds %v (%v), want only the child forked from the thread, %d", pids, err, cmd.Process.Pid)
+	}
+	if err := JoinThread([]string{filepath.Join(t.TempDir(), "tasks")}); err == nil {
+		t.Error("JoinThread on a missing tasks file succeeded")
 	}
 }

@@ -519,10 +519,16 @@ func TestCPUQuotaAndGroupMembership(t *testing.T) {
 			t.Errorf("cpu.max = %q", b)
 		}
 	}
-	// The workload itself (not the shim) is in the group.
-	procs, _ := os.ReadFile(filepath.Join(grp, "cgroup.procs"))
-	if strings.TrimSpace(string(procs)) != strconv.Itoa(h.PID()) {
-		t.Errorf("cgroup.procs = %q, want the workload's pid %d alone", procs, h.PID())
+	// The workload itself (not the shim, not one of its threads) is in the group, in
+	// every hierarchy.
+	for _, top := range []string{hier.CPU, hier.Memory} {
+		if top == "" {
+			continue
+		}
+		procs, _ := os.ReadFile(filepath.Join(top, testParent, s.ID, "cgroup.procs"))
+		if strings.TrimSpace(string(procs)) != strconv.Itoa(h.PID()) {
+			t.Errorf("%s cgroup.procs = %q, want the workload's pid %d alone", top, procs, h.PID())
+		}
 	}
 	stop(t, h, 5*time.Second)
 	if _, err := os.Stat(grp); !errors.Is(err, fs.ErrNotExist) {
