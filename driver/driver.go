@@ -71,6 +71,11 @@ type Mount struct {
 	Target string `json:"target"`
 	// ReadOnly keeps the workload from changing it.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// Private marks a file for the workload's eyes only (a secret file, mode 0400): a
+	// driver whose workload runs as another user than the node's (a container whose
+	// image names a user) makes that user the file's owner, so the workload can read it
+	// and no other user but root can.
+	Private bool `json:"private,omitempty"`
 }
 
 // MaxMounts bounds Spec.Mounts.

@@ -423,7 +423,7 @@ func (n *Node) giveInputs(ctx context.Context, p state.Placement, rev state.Revi
 				s.Env = setEnv(s.Env, "QNET_SECRET_FILE_"+envSuffix(ref.Name), path)
 				s.Mounts = setMount(s.Mounts, driver.Mount{Source: path, Target: path, ReadOnly: true})
 			} else {
-				s.Mounts = setMount(s.Mounts, driver.Mount{Source: path, Target: ref.File, ReadOnly: true})
+				s.Mounts = setMount(s.Mounts, driver.Mount{Source: path, Target: ref.File, ReadOnly: true, Private: true})
 			}
 		}
 		v.Wipe()

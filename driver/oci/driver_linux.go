@@ -284,6 +284,9 @@ func (d *Driver) start(ctx context.Context, s driver.Spec, dg depot.Digest, dir 
 	if err := checkMounts(s); err != nil {
 		return nil, err
 	}
+	if err := givePrivateFiles(s, user); err != nil {
+		return nil, err
+	}
 
 	if in.Rootfs, err = d.makeRootfs(rec, dir); err != nil {
 		return nil, fmt.Errorf("start depot %q: %w", s.ID, err)
@@ -653,6 +656,22 @@ func checkMounts(s driver.Spec) error {
 	for i, m := range s.Mounts {
 		if _, err := os.Stat(m.Source); err != nil {
 			return fmt.Errorf("%w: spec.mounts[%d].source of depot %q: %w", driver.ErrBadSpec, i, s.ID, err)
+		}
+	}
+	return nil
+}
+
+// givePrivateFiles makes the container's user the owner of its private mounts (secret
+// files, mode 0400 and owned by the node's user until now), so a container that does
+// not run as root can read them. The file is a depot's own, on its tmpfs, so no one
+// else loses it.
+func givePrivateFiles(s driver.Spec, u User) error {
+	for i, m := range s.Mounts {
+		if !m.Private {
+			continue
+		}
+		if err := os.Lchown(m.Source, int(u.UID), int(u.GID)); err != nil {
+			return fmt.Errorf("start depot %q: give spec.mounts[%d] (%s) to the container's user %d:%d: %w", s.ID, i, m.Target, u.UID, u.GID, err)
 		}
 	}
 	return nil

@@ -604,6 +604,45 @@ func TestBadLayer(t *testing.T) {
 // secrets, is on no file under the driver's directory (the node's disk), only on the
 // bundle's own tmpfs while runc reads it: runc, which keeps the bundle as its working
 // directory, is seen there on a tmpfs other than the depot directory's filesystem.
+// TestPrivateMountForImageUser: a secret file (mode 0400, the node's) is readable by a
+// container that runs as another user only when its mount is private, which gives the
+// file to that user; a mount that is not private stays the node's, and unreadable.
+func TestPrivateMountForImageUser(t *testing.T) {
+	t.Parallel()
+	store := newFakeStore()
+	img := appImage(t, store)
+	d := newDriverAt(t, t.TempDir(), store)
+	for _, private := range []bool{true, false} {
+		src := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(src, []byte("s3cret"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("private-%v", private)
+		s := imageSpec(id, img, "inputs", "TOKEN", "/run/secrets/token")
+		s.Image.User = "1000:1000"
+		s.Mounts = []driver.Mount{{Source: src, Target: "/run/secrets/token", ReadOnly: true, Private: private}}
+		if _, err := d.Start(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the container's output", func() bool { return strings.Contains(logOf(d, id, false), "sleeping\n") })
+		out := logOf(d, id, false)
+		want := `file /run/secrets/token: "s3cret" <nil>`
+		if !private {
+			want = "permission denied"
+		}
+		if !strings.Contains(out, want) {
+			t.Errorf("private=%v: output lacks %q:\n%s", private, want, out)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(src, &st); err != nil {
+			t.Fatal(err)
+		}
+		if owner := st.Uid == 1000 && st.Gid == 1000; owner != private || st.Mode&0o777 != 0o400 {
+			t.Errorf("private=%v: the node's file is owned by %d:%d, mode %o", private, st.Uid, st.Gid, st.Mode&0o777)
+		}
+	}
+}
+
 func TestMountsAndSecretEnv(t *testing.T) {
 	t.Parallel()
 	store := newFakeStore()
