@@ -83,8 +83,8 @@ func writeApplyResults(w io.Writer, results []client.ApplyResult) {
 	}
 }
 
-// waitServices waits for each applied service to be ready, printing a line each time a
-// service's progress changes. On failure the error says why replicas are not ready.
+// waitServices waits for each applied service to be ready, showing each change of a
+// service's progress (redrawn in place on a terminal, a line per change elsewhere). On failure the error says why replicas are not ready.
 func waitServices(ctx context.Context, cl *client.Client, w io.Writer, results []client.ApplyResult, timeout time.Duration) error {
 	for _, r := range results {
 		if r.Name == "" {
@@ -92,13 +92,15 @@ func waitServices(ctx context.Context, cl *client.Client, w io.Writer, results [
 		}
 		var last *api.ServiceDetail
 		lastLine := ""
+		live := newLiveLine(w)
 		err := cl.WaitRollout(ctx, r.Name, r.Revision, func(d *api.ServiceDetail) {
 			last = d
 			if line := progressLine(d); line != lastLine {
-				fmt.Fprintln(w, line)
+				live.Show(d.Ready, d.Desired, line)
 				lastLine = line
 			}
 		})
+		live.Done()
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("service/%s not ready after %s: %s", r.Name, timeout, notReadyReason(last))
