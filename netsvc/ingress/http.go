@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -338,6 +339,16 @@ func newBackendPool(b Backend, service, port string) *backendPool {
 	}}
 }
 
+// copyBuffers are the buffers the reverse proxies copy response bodies through: one
+// pool for every route, instead of 32 KiB allocated for each request.
+var copyBuffers = &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+// bufferPool is a sync.Pool of byte slices, as httputil.BufferPool wants them.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
+
 // proxy returns the reverse proxy of one request: its error handler needs to know
 // whether that request's body was too large.
 func (p *backendPool) proxy(rt *route, body *limitedBody, log *slog.Logger, errLog *stdlog.Logger) *httputil.ReverseProxy {
@@ -351,8 +362,11 @@ func (p *backendPool) proxy(rt *route, body *limitedBody, log *slog.Logger, errL
 			// is the edge, so only what it saw of the client is passed on.
 			pr.SetXForwarded()
 		},
-		Transport:     p.transport,
-		FlushInterval: -1, // pass streamed responses (events, logs) as they come
+		Transport: p.transport,
+		// FlushInterval 0: a response of known length goes out in one write, while one
+		// of unknown length (chunked: events, logs) or text/event-stream is flushed after
+		// every write, so streams still pass as they come.
+		BufferPool: copyBuffers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if body.exceeded {
 				rt.ctr.tooLarge.Add(1)

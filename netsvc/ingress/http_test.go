@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -519,5 +520,56 @@ func TestHostService(t *testing.T) {
 		if got := hostService(host, "testnet"); got != want {
 			t.Errorf("hostService(%q) = %q, want %q", host, got, want)
 		}
+	}
+}
+
+// TestStreamedResponse: a response of unknown length (a stream of events) reaches the
+// client as the service writes it, not when it ends; one of known length arrives whole.
+func TestStreamedResponse(t *testing.T) {
+	b := newTestBackend()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/whole" {
+			w.Write([]byte("all at once"))
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "first event")
+		w.(http.Flusher).Flush()
+		<-release // the rest only once the client has seen the first event
+		fmt.Fprintln(w, "second event")
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	b.set("events", "http", srv.Listener.Addr().String())
+	in := startIngress(t, Config{Network: "testnet", Backend: b, Routes: NewRouteTable(Route{Service: "events", Port: "http"})}, nil)
+	c := clientFrom("127.0.0.1")
+
+	req, _ := http.NewRequest("GET", "http://"+in.Addr().String()+"/stream", nil)
+	req.Host = "events"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	line, err := r.ReadString('\n')
+	if err != nil || line != "first event\n" {
+		t.Fatalf("first line of the stream: %q, %v", line, err)
+	}
+	close(release)
+	if line, err := r.ReadString('\n'); err != nil || line != "second event\n" {
+		t.Fatalf("second line of the stream: %q, %v", line, err)
+	}
+
+	status, body, _ := do(t, c, in, "GET", "events", "/whole", "", "")
+	if status != 200 || body != "all at once" {
+		t.Errorf("a response of known length: %d %q", status, body)
 	}
 }
