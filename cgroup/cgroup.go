@@ -202,7 +202,7 @@ func (h Hierarchy) Make(name string) (*Group, error) {
 // A group already called name is replaced when it is empty (one left behind by a
 // depot killed with its supervisor); one with processes is not, and Rename fails.
 // When a hierarchy cannot be renamed the ones already renamed are renamed back, so
-// the group keeps one name in all of them.
+// the group keeps one name in all of them. Only cgroup v1 renames groups: v2 refuses.
 func (g *Group) Rename(h Hierarchy, name string) (*Group, error) {
 	to, err := h.Open(name)
 	if err != nil {

@@ -444,7 +444,9 @@ func (d *Driver) spawn(prime string) (*supervisorProc, error) {
 	}
 	sp := &supervisorProc{Proc: p, conn: conn, w: proto.NewWriter(conn), r: proto.NewReader(conn), prime: prime, ready: make(chan struct{})}
 	init := &proto.Init{CacheDir: d.cacheDir, Prime: prime}
-	if d.Hier.Version != cgroup.None {
+	if d.Hier.Version == cgroup.V1 {
+		// Only v1 renames groups (v2 refuses with EPERM); on v2 a start moves its
+		// supervisor into the depot's group.
 		init.Cgroup, init.Group = d.Hier, proto.WarmGroupPrefix+rand.Text()[:12]
 	}
 	if err := sp.w.Send(proto.Message{Init: init}); err != nil {

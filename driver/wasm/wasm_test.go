@@ -747,6 +747,9 @@ func TestWarmSupervisorGroup(t *testing.T) {
 	t.Parallel()
 	d := newDriver(t, func(c *Config) { c.CgroupParent = testParent + "-warm" })
 	hier := needCgroups(t, d)
+	if hier.Version != cgroup.V1 {
+		t.Skip("only cgroup v1 renames groups: on v2 a start moves its supervisor into the depot's group")
+	}
 	parentDir := filepath.Join(hier.CPU, filepath.FromSlash(hier.Parent))
 	warmGroups := func() map[string][]int {
 		out := map[string][]int{}

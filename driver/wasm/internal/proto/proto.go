@@ -74,7 +74,8 @@ type Init struct {
 	// Cgroup and Group, when Group is set, have the supervisor join the group of that
 	// name (made with no limits) as soon as it starts, so that when its depot starts
 	// with a CPU limit the group only needs the depot's name and the limit (a rename and
-	// a write), not the migration of a running process into it (milliseconds).
+	// a write), not the migration of a running process into it (milliseconds). Set on
+	// cgroup v1 only, which renames groups.
 	Cgroup cgroup.Hierarchy `json:"cgroup"`
 	Group  string           `json:"group,omitempty"`
 }
