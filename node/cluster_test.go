@@ -200,6 +200,11 @@ func TestRemoveNode(t *testing.T) {
 	qnettest.WaitFor(t, 10*time.Second, "the removed node's tunnels closed", func() bool {
 		return !slices.Contains(nodes[0].Mesh().Connected(), victim.ID()) && !slices.Contains(nodes[1].Mesh().Connected(), victim.ID())
 	})
+	// The victim learns it from its end of the connection closing (a stream opened
+	// before then would go out on the dead tunnel, optimistically, and fail later).
+	qnettest.WaitFor(t, 10*time.Second, "the removed node to see its tunnel closed", func() bool {
+		return !slices.Contains(victim.Mesh().Connected(), nodes[0].ID())
+	})
 	// It cannot open a new one: its keys are refused.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
