@@ -16,7 +16,9 @@
 // Compiled modules are also kept on disk (Config.CacheDir), so a module is compiled to
 // native code once per node; but wazero decodes and validates a module at every load,
 // even from the cache, which for a module of megabytes (anything built by the Go
-// toolchain) costs tens of milliseconds. Priming is what avoids it. Before compiling,
+// toolchain) costs tens of milliseconds. Priming is what avoids it. Replicas of a new
+// module that start together compile it once: the others wait for the supervisor
+// compiling it, then take the next one, primed from the cache. Before compiling,
 // the supervisor merges the module's data segments that lie close together (the Go
 // toolchain writes one per run of non-zero bytes, tens of thousands, which wazero
 // applies one by one at every instantiation): the same initial memory, a few

@@ -676,6 +676,45 @@ func TestPrime(t *testing.T) {
 	})
 }
 
+// TestReplicasStartingTogether: two depots of a module no supervisor has compiled yet
+// start at once; the module is compiled once, by the supervisor primed for it, and the
+// second start takes the next supervisor, primed from the compilation cache, instead of
+// compiling the module again beside the first.
+func TestReplicasStartingTogether(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, func(c *Config) { c.CacheDir = t.TempDir() }) // nothing compiled yet
+	if _, err := d.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app := guest(t, "app")
+	d.Prime(app)
+	var (
+		wg      sync.WaitGroup
+		handles = make([]driver.Handle, 2)
+	)
+	for i, id := range []string{"together-1", "together-2"} {
+		wg.Go(func() {
+			h, err := d.Start(context.Background(), appSpec(t, id, "exit", "0"))
+			if err != nil {
+				t.Error(err)
+			}
+			handles[i] = h
+		})
+	}
+	wg.Wait()
+	for _, h := range handles {
+		if h != nil {
+			wait(t, h)
+		}
+	}
+	for _, id := range []string{"together-1", "together-2"} {
+		data, _ := os.ReadFile(filepath.Join(d.depots.Dir(id), proto.SupervisorLog))
+		if !strings.Contains(string(data), "module compiled in advance") {
+			t.Errorf("%s compiled the module itself:\n%s", id, data)
+		}
+	}
+}
+
 func needCgroups(t *testing.T, d *Driver) cgroup.Hierarchy {
 	t.Helper()
 	h := d.Cgroups()
