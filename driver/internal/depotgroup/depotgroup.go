@@ -66,12 +66,27 @@ func RemoveEmpty(h cgroup.Hierarchy, prefix string) {
 
 // RemoveParent removes parent, the group the depots' groups are made under, from each
 // controller's hierarchy. The kernel refuses while a group remains under it (of this
-// driver or another on the node), which is fine: the last one to close removes it.
+// driver or another on the node), which is fine: the last one to close removes it. On
+// cgroup v1 runc also makes the containers' groups, under the same parent, in the
+// hierarchies QNet does not use itself (pids, blkio, devices, freezer...); it removes
+// the containers' groups but not the parent, so the parent is removed there too, from
+// every hierarchy mounted beside the cpu and memory ones.
 func RemoveParent(h cgroup.Hierarchy, parent string) {
 	if h.Version == cgroup.None || parent == "" {
 		return
 	}
-	for _, top := range []string{h.CPU, h.Memory} {
+	tops := []string{h.CPU, h.Memory}
+	if h.Version == cgroup.V1 {
+		for _, known := range []string{h.CPU, h.Memory} {
+			if known == "" {
+				continue
+			}
+			others, _ := filepath.Glob(filepath.Join(filepath.Dir(known), "*"))
+			tops = append(tops, others...)
+			break
+		}
+	}
+	for _, top := range tops {
 		if top != "" {
 			os.Remove(filepath.Join(top, parent))
 		}

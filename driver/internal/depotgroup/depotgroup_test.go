@@ -68,9 +68,20 @@ func TestRemoveParent(t *testing.T) {
 	RemoveParent(cgroup.Hierarchy{Version: cgroup.None}, "qnet") // nothing to do
 	RemoveParent(h, "")                                          // no parent named: nothing to do
 	os.Mkdir(filepath.Join(h.Memory, h.Parent, "web-1"), 0o755)
+	// runc's groups in a hierarchy QNet does not use itself: the parent is left empty
+	// there once runc removed its containers' groups.
+	pids := filepath.Join(filepath.Dir(h.CPU), "pids")
+	os.MkdirAll(filepath.Join(pids, h.Parent), 0o755)
+	os.MkdirAll(filepath.Join(pids, "other"), 0o755)
 	RemoveParent(h, h.Parent)
 	if exists(filepath.Join(h.CPU, h.Parent)) {
 		t.Error("empty parent left in the cpu hierarchy")
+	}
+	if exists(filepath.Join(pids, h.Parent)) {
+		t.Error("empty parent left in the pids hierarchy")
+	}
+	if !exists(filepath.Join(pids, "other")) {
+		t.Error("another group of the pids hierarchy was removed")
 	}
 	if !exists(filepath.Join(h.Memory, h.Parent, "web-1")) {
 		t.Error("the parent of a depot group was removed with it")
