@@ -1,8 +1,8 @@
 // Package netsvc holds what the network services of a node share: the endpoints of
 // services as the ledger and the nodes' reports have them. Its subpackages answer DNS
 // (dns), proxy and balance connections to a service's ready replicas (proxy), take
-// traffic from outside on every node (ingress) and account for every byte that crosses
-// between nodes (receipt).
+// traffic from outside on every node (ingress), account for every byte that crosses
+// between nodes (receipt) and carry UDP datagrams over the tunnels' streams (dgram).
 package netsvc
 
 import (
@@ -26,6 +26,10 @@ type Endpoint struct {
 	// Addr is where the replica answers on its own node (host and host port), which
 	// only that node can reach: other nodes go through a tunnel to that node.
 	Addr netip.AddrPort
+	// Protocol is the port's protocol, tcp or udp ("" is tcp): a Dialer opens a
+	// stream to a tcp endpoint and a connected datagram socket (one Read, one
+	// datagram) to a udp one.
+	Protocol string
 	// Ready is always true for endpoints a Catalog hands out; it is here for the
 	// builders that see unready ones too.
 	Ready bool
@@ -59,7 +63,9 @@ type Catalog interface {
 }
 
 // Dialer opens connections to endpoints: directly to a local one, through a tunnel to
-// the node of a remote one.
+// the node of a remote one. A connection to a udp endpoint carries datagrams: each
+// Write sends one, each Read returns one (see package dgram for how a tunnel carries
+// them).
 type Dialer interface {
 	DialEndpoint(ctx context.Context, e Endpoint) (net.Conn, error)
 }

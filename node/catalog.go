@@ -101,9 +101,13 @@ func (c *catalog) rebuild() {
 			if !ok {
 				continue
 			}
+			proto := sp.Protocol
+			if proto == "" {
+				proto = "tcp"
+			}
 			eps[p.Service] = append(eps[p.Service], netsvc.Endpoint{
 				Service: p.Service, Port: sp.Name, Depot: p.ID, Node: p.Node, Local: p.Node == c.self,
-				Addr: netip.AddrPortFrom(host, uint16(port)), Ready: true,
+				Addr: netip.AddrPortFrom(host, uint16(port)), Protocol: proto, Ready: true,
 			})
 		}
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"time"
@@ -9,8 +10,8 @@ import (
 	"qnet.dev/qnet/netsvc/receipt"
 )
 
-// checkFlow is the proxy's flows hook: a connection from a depot of this node to a
-// service its manifest's flows.allow does not list is refused, and the refusal is
+// checkFlow is the proxy's flows hook: a connection (or UDP session) from a depot of
+// this node to a service its manifest's flows.allow does not list is refused, and the refusal is
 // recorded in the receipt log (qnet audit lists it). Connections from anything that
 // is not a depot (the node's own users) pass.
 func (n *Node) checkFlow(from netip.AddrPort, sp netsvc.ServicePort) error {
@@ -23,7 +24,7 @@ func (n *Node) checkFlow(from netip.AddrPort, sp netsvc.ServicePort) error {
 			roots[st.PID] = id
 		}
 	}
-	depot, ok := socketOwnerDepot(from, roots)
+	depot, ok := socketOwnerDepot(cmp.Or(sp.Protocol, "tcp"), from, roots)
 	if !ok {
 		return nil
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,12 +12,14 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	mdns "github.com/miekg/dns"
 
 	"qnet.dev/qnet/mesh"
 	"qnet.dev/qnet/netsvc"
+	"qnet.dev/qnet/netsvc/dgram"
 	"qnet.dev/qnet/netsvc/dns"
 	"qnet.dev/qnet/netsvc/proxy"
 	"qnet.dev/qnet/netsvc/receipt"
@@ -27,11 +30,14 @@ import (
 // the replica, which dials it locally.
 const svcStream = "svc"
 
-// svcHello opens a svc stream: which replica's port the stream is for.
+// svcHello opens a svc stream: which replica's port the stream is for. Protocol is
+// "udp" for a udp port, whose datagrams the stream carries as dgram frames, and empty
+// for a tcp one (as nodes that know no UDP send it).
 type svcHello struct {
-	Service string `json:"service"`
-	Port    string `json:"port"`
-	Depot   string `json:"depot"`
+	Service  string `json:"service"`
+	Port     string `json:"port"`
+	Depot    string `json:"depot"`
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // maxSvcHello bounds the opening line of a svc stream.
@@ -52,7 +58,8 @@ func (n *Node) startNetServices(ctx context.Context) error {
 
 	// The ingress dials services through the proxy too (Proxy.DialService): one
 	// balancer sees all of the node's connections to a service.
-	pcfg := proxy.Config{Catalog: n.catalog, Dialer: n, Logger: n.log.With("part", "proxy"), Listen: listenShared, Flows: n.checkFlow}
+	pcfg := proxy.Config{Catalog: n.catalog, Dialer: n, Logger: n.log.With("part", "proxy"), Listen: listenShared,
+		ListenPacket: listenPacketShared, Flows: n.checkFlow, UDPIdleTimeout: n.cfg.UDPIdleTimeout}
 	if n.cfg.ProxyBind != nil {
 		pcfg.Bind = n.cfg.ProxyBind
 	}
@@ -125,11 +132,18 @@ func hostResolvers(path, self string, log *slog.Logger) []string {
 }
 
 // DialEndpoint implements netsvc.Dialer: a local replica directly, a remote one through
-// a stream of the tunnel to its node.
+// a stream of the tunnel to its node. For a udp endpoint, the connection to a local
+// replica is a connected UDP socket, and the stream to a remote one carries dgram
+// frames, under the receipt layer.
 func (n *Node) DialEndpoint(ctx context.Context, e netsvc.Endpoint) (net.Conn, error) {
+	udp := e.Protocol == "udp"
 	if e.Local {
+		network := "tcp"
+		if udp {
+			network = "udp"
+		}
 		var d net.Dialer
-		return d.DialContext(ctx, "tcp", e.Addr.String())
+		return d.DialContext(ctx, network, e.Addr.String())
 	}
 	conn, err := n.mesh.Open(ctx, e.Node, svcStream)
 	if err != nil {
@@ -138,7 +152,11 @@ func (n *Node) DialEndpoint(ctx context.Context, e netsvc.Endpoint) (net.Conn, e
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
-	hello, _ := json.Marshal(svcHello{Service: e.Service, Port: e.Port, Depot: e.Depot})
+	h := svcHello{Service: e.Service, Port: e.Port, Depot: e.Depot}
+	if udp {
+		h.Protocol = "udp"
+	}
+	hello, _ := json.Marshal(h)
 	br := bufio.NewReader(conn)
 	if _, err := conn.Write(append(hello, '\n')); err == nil {
 		var line string
@@ -157,7 +175,11 @@ func (n *Node) DialEndpoint(ctx context.Context, e netsvc.Endpoint) (net.Conn, e
 			}
 			if err == nil {
 				conn.SetDeadline(time.Time{})
-				return &flowConn{Conn: rc, n: n}, nil
+				fc := &flowConn{Conn: rc, n: n}
+				if udp {
+					return dgram.NewConn(fc), nil
+				}
+				return fc, nil
 			}
 		}
 	}
@@ -182,8 +204,11 @@ func (n *Node) serveSvc(ctx context.Context, conn net.Conn, peer mesh.Peer) {
 	}
 	conn.SetReadDeadline(time.Time{})
 	target := n.localEndpoint(ctx, h)
-	if target == nil {
+	if target == nil || cmp.Or(target.Protocol, "tcp") != cmp.Or(h.Protocol, "tcp") {
 		reason := fmt.Sprintf("no ready replica %s of %s (port %s) on node %s", h.Depot, h.Service, h.Port, n.id)
+		if target != nil {
+			reason = fmt.Sprintf("port %s of %s is %s here, not %s", h.Port, h.Service, cmp.Or(target.Protocol, "tcp"), cmp.Or(h.Protocol, "tcp"))
+		}
 		rf := receipt.Refusal{Node: n.id, FromNode: peer.NodeID, ToService: h.Service, ToPort: h.Port, At: time.Now().UTC(), Reason: reason}
 		if err := n.receipts.AppendRefusal(rf); err != nil {
 			n.log.Warn("refused flow not recorded", "err", err)
@@ -213,8 +238,54 @@ func (n *Node) serveSvc(ctx context.Context, conn net.Conn, peer mesh.Peer) {
 		n.log.Warn("flow refused: bad opening", "peer", peer.NodeID, "err", err)
 		return
 	}
-	splice(ctx, rc, backend)
+	if h.Protocol == "udp" {
+		relayDatagrams(ctx, dgram.NewConn(rc), backend)
+	} else {
+		splice(ctx, rc, backend)
+	}
 	n.keep(rc)
+}
+
+// relayDatagrams carries frames from stream to datagrams on replica (a connected UDP
+// socket) and back, until the stream's far end ends its side or ctx ends; then it
+// closes replica and ends the stream's sending side, so the flow's receipt counts
+// every byte either way.
+func relayDatagrams(ctx context.Context, stream *dgram.Conn, replica net.Conn) {
+	stop := context.AfterFunc(ctx, func() {
+		stream.SetDeadline(time.Now()) // frees a Read and a Write held up by the tunnel
+		replica.Close()
+	})
+	defer stop()
+	toStream := make(chan struct{})
+	go func() { // owned by relayDatagrams, which waits for it
+		defer close(toStream)
+		buf := make([]byte, dgram.MaxPayload)
+		for {
+			n, err := replica.Read(buf)
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				continue // an ICMP refusal of an earlier datagram: that one was lost
+			}
+			if err != nil {
+				return // replica closed below
+			}
+			if _, err := stream.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, dgram.MaxPayload)
+	for {
+		n, err := stream.Read(buf)
+		if err != nil {
+			break // the far end's END, or a broken stream
+		}
+		// A replica that is not listening (yet) refuses with ICMP, which fails a later
+		// Write on a connected socket: datagrams are dropped, the session goes on.
+		replica.Write(buf[:n])
+	}
+	replica.Close()
+	<-toStream
+	stream.CloseWrite()
 }
 
 // localEndpoint finds the ready replica a svc stream asks for. The asking node may have

@@ -96,7 +96,10 @@ type Config struct {
 	// ProxyBind, when set, says where the proxy listens for a service port instead of
 	// the service's VIP and port (tests that run several nodes on one loopback).
 	ProxyBind func(netsvc.ServicePort) string
-	Logger    *slog.Logger
+	// UDPIdleTimeout ends a UDP session of the proxy that carried no datagram for that
+	// long; 0 means the proxy's default (proxy.DefaultUDPIdleTimeout).
+	UDPIdleTimeout time.Duration
+	Logger         *slog.Logger
 }
 
 // Default addresses of a node.

@@ -12,18 +12,19 @@ import (
 	"strings"
 )
 
-// socketOwnerDepot finds the depot whose process holds the TCP socket bound to local
-// address addr on this host (the client end of a connection to the proxy). roots maps
-// the main process of each depot running on this node to the depot's ID. The socket's
-// inode comes from /proc/net/tcp{,6}; the processes searched for it are the roots and
-// their descendants only (from the parent PIDs in /proc/*/stat), so the search costs a
-// few directory reads, not a scan of every process's descriptors. ok is false when no
+// socketOwnerDepot finds the depot whose process holds the socket of protocol proto
+// ("tcp" or "udp") bound to local address addr on this host (the client end of a
+// connection, or the sender of a datagram, to the proxy). roots maps the main process
+// of each depot running on this node to the depot's ID. The socket's inode comes from
+// /proc/net/{tcp,udp}{,6}; the processes searched for it are the roots and their
+// descendants only (from the parent PIDs in /proc/*/stat), so the search costs a few
+// directory reads, not a scan of every process's descriptors. ok is false when no
 // depot holds it (a process of the node's users).
-func socketOwnerDepot(addr netip.AddrPort, roots map[int]string) (depot string, ok bool) {
+func socketOwnerDepot(proto string, addr netip.AddrPort, roots map[int]string) (depot string, ok bool) {
 	if len(roots) == 0 {
 		return "", false
 	}
-	inode := socketInode(addr)
+	inode := socketInode(proto, addr)
 	if inode == "" {
 		return "", false
 	}
@@ -86,12 +87,45 @@ func depotProcesses(roots map[int]string) map[int]string {
 	return out
 }
 
-// socketInode returns the inode of the TCP socket whose local address is addr.
-func socketInode(addr netip.AddrPort) string {
-	file, want := "/proc/net/tcp", procNetAddr(addr)
-	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
-		file = "/proc/net/tcp6"
+// socketInode returns the inode of the socket of protocol proto ("tcp" or "udp") whose
+// local address is addr. A UDP client need not connect its socket, nor bind it to an
+// address: the datagram's source is then the port alone on the wildcard address
+// (0.0.0.0, or :: for a dual-stack socket), which is looked for when no socket has the
+// exact address. Two sockets cannot hold one port there without SO_REUSEPORT, which a
+// client's ephemeral port does not have.
+func socketInode(proto string, addr netip.AddrPort) string {
+	base := "/proc/net/tcp"
+	if proto == "udp" {
+		base = "/proc/net/udp"
 	}
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	port := addr.Port()
+	type place struct{ file, local string }
+	var places []place
+	if addr.Addr().Is4() {
+		// A dual-stack socket sees an IPv4 peer as ::ffff:a.b.c.d, in the *6 file.
+		mapped := netip.AddrPortFrom(netip.AddrFrom16(addr.Addr().As16()), port)
+		places = append(places, place{base, procNetAddr(addr)}, place{base + "6", procNetAddr(mapped)})
+		if proto == "udp" {
+			places = append(places, place{base, procNetAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), port))})
+		}
+	} else {
+		places = append(places, place{base + "6", procNetAddr(addr)})
+	}
+	if proto == "udp" {
+		places = append(places, place{base + "6", procNetAddr(netip.AddrPortFrom(netip.IPv6Unspecified(), port))})
+	}
+	for _, pl := range places {
+		if inode := inodeIn(pl.file, pl.local); inode != "" {
+			return inode
+		}
+	}
+	return ""
+}
+
+// inodeIn returns the inode of the socket of /proc/net file whose local address is
+// local, as procNetAddr writes it.
+func inodeIn(file, local string) string {
 	f, err := os.Open(file)
 	if err != nil {
 		return ""
@@ -101,7 +135,7 @@ func socketInode(addr netip.AddrPort) string {
 	sc.Scan() // the header
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 9 && fields[1] == want {
+		if len(fields) > 9 && fields[1] == local {
 			return fields[9]
 		}
 	}
@@ -109,9 +143,10 @@ func socketInode(addr netip.AddrPort) string {
 }
 
 // procNetAddr writes addr as /proc/net/tcp does: the address's 32-bit words in host
-// (little-endian) order, in upper-case hex, then the port.
+// (little-endian) order, in upper-case hex, then the port. An IPv4-mapped IPv6
+// address stays IPv6 (as /proc/net/*6 writes it); callers unmap the senders they see.
 func procNetAddr(addr netip.AddrPort) string {
-	a := addr.Addr().Unmap()
+	a := addr.Addr()
 	b := a.AsSlice()
 	for i := 0; i+4 <= len(b); i += 4 {
 		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]

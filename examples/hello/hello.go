@@ -11,6 +11,9 @@
 //	QNET_NODE          shown in answers; "unknown" when absent
 //	HELLO_WARMUP       how long /ready answers 503 after start, e.g. "500ms" (default 0)
 //	HELLO_ALLOW_CRASH  "1" lets GET /crash exit the process with code 3, for tests of restarts
+//	HELLO_UDP_ECHO     the name of a udp port of the manifest, e.g. "echo": the example
+//	                   then also answers each datagram to 127.0.0.1:$QNET_PORT_<NAME>
+//	                   with the datagram itself (a UDP workload for tests of the proxy)
 package hello
 
 import (
@@ -24,6 +27,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +46,7 @@ type config struct {
 	node       string
 	warmup     time.Duration
 	allowCrash bool
+	udpEcho    int // 0: no UDP echo
 }
 
 // configFromEnv reads the configuration through getenv; the error names the variable
@@ -52,11 +57,21 @@ func configFromEnv(getenv func(string) string) (config, error) {
 	if p == "" {
 		return c, errors.New("PORT is not set; set it to the port to serve on (1-65535)")
 	}
-	n, err := strconv.Atoi(p)
-	if err != nil || n < 1 || n > 65535 {
-		return c, fmt.Errorf("PORT=%q is not a valid port; want a number in 1-65535", p)
+	n, err := parsePort("PORT", p)
+	if err != nil {
+		return c, err
 	}
 	c.port = n
+	if name := strings.TrimSpace(getenv("HELLO_UDP_ECHO")); name != "" {
+		v := "QNET_PORT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		p := strings.TrimSpace(getenv(v))
+		if p == "" {
+			return c, fmt.Errorf("HELLO_UDP_ECHO=%q names a port, but %s is not set; name a port of the manifest's spec.ports", name, v)
+		}
+		if c.udpEcho, err = parsePort(v, p); err != nil {
+			return c, err
+		}
+	}
 	if w := strings.TrimSpace(getenv("HELLO_WARMUP")); w != "" {
 		d, err := time.ParseDuration(w)
 		if err != nil || d < 0 {
@@ -77,6 +92,14 @@ func configFromEnv(getenv func(string) string) (config, error) {
 	return c, nil
 }
 
+func parsePort(name, p string) (int, error) {
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%s=%q is not a valid port; want a number in 1-65535", name, p)
+	}
+	return n, nil
+}
+
 // Run serves the example service on 127.0.0.1:$PORT until ctx is done, then shuts down
 // gracefully and returns nil. It logs one line per request to stdout. It returns an
 // error when the environment is invalid or the port cannot be bound.
@@ -91,7 +114,43 @@ func Run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("hello: listen on %s: %w", addr, err)
 	}
+	if cfg.udpEcho != 0 {
+		uaddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.udpEcho))
+		pc, err := lc.ListenPacket(ctx, "udp", uaddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("hello: listen on %s/udp: %w", uaddr, err)
+		}
+		ectx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			echo(ectx, pc)
+		}()
+		defer func() {
+			cancel()
+			<-done
+		}()
+	}
 	return serve(ctx, ln, cfg, stdout, time.Now, os.Exit)
+}
+
+// echo answers each datagram on pc with itself until ctx is done; it closes pc.
+func echo(ctx context.Context, pc net.PacketConn) {
+	stop := context.AfterFunc(ctx, func() { pc.Close() })
+	defer stop()
+	defer pc.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			continue // an ICMP refusal of an earlier answer: that one was lost
+		}
+		if err != nil {
+			return // closed
+		}
+		pc.WriteTo(buf[:n], from)
+	}
 }
 
 // serve answers on ln until ctx is done; it closes ln. now and exit are the clock and

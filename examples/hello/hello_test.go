@@ -42,6 +42,10 @@ func TestConfigFromEnv(t *testing.T) {
 	if want := (config{port: 1, depotID: "unknown", service: "unknown", node: "unknown"}); bare != want {
 		t.Fatalf("config = %+v, want %+v", bare, want)
 	}
+	withEcho, err := configFromEnv(envOf(map[string]string{"PORT": "1", "HELLO_UDP_ECHO": "dns-x", "QNET_PORT_DNS_X": "5353"}))
+	if err != nil || withEcho.udpEcho != 5353 {
+		t.Fatalf("config with HELLO_UDP_ECHO = %+v, %v; want the UDP echo on 5353", withEcho, err)
+	}
 
 	bad := []struct {
 		env  map[string]string
@@ -53,6 +57,8 @@ func TestConfigFromEnv(t *testing.T) {
 		{map[string]string{"PORT": "65536"}, `PORT="65536" is not a valid port`},
 		{map[string]string{"PORT": "80", "HELLO_WARMUP": "soon"}, `HELLO_WARMUP="soon" is not a valid duration`},
 		{map[string]string{"PORT": "80", "HELLO_WARMUP": "-1s"}, `HELLO_WARMUP="-1s" is not a valid duration`},
+		{map[string]string{"PORT": "80", "HELLO_UDP_ECHO": "echo"}, `HELLO_UDP_ECHO="echo" names a port, but QNET_PORT_ECHO is not set`},
+		{map[string]string{"PORT": "80", "HELLO_UDP_ECHO": "dns-x", "QNET_PORT_DNS_X": "udp"}, `QNET_PORT_DNS_X="udp" is not a valid port`},
 	}
 	for _, tc := range bad {
 		_, err := configFromEnv(envOf(tc.env))
@@ -372,5 +378,42 @@ func TestCrashExitCode(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("child still running 20s after /crash; output:\n%s", out.String())
+	}
+}
+
+// TestEcho answers datagrams with themselves, and ends when its context does.
+func TestEcho(t *testing.T) {
+	t.Parallel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		echo(ctx, pc)
+	}()
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 100)
+	for _, msg := range []string{"one", "two"} {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Read(buf)
+		if err != nil || string(buf[:n]) != msg {
+			t.Fatalf("echo of %q = %q, %v", msg, buf[:n], err)
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("echo did not end with its context")
 	}
 }

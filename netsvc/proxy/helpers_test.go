@@ -194,8 +194,15 @@ func (d *dialer) DialEndpoint(ctx context.Context, e netsvc.Endpoint) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
+	if e.Protocol == "udp" && !e.Local {
+		return dialTunnelled(ctx, e.Addr)
+	}
+	network := "tcp"
+	if e.Protocol == "udp" {
+		network = "udp"
+	}
 	var nd net.Dialer
-	return nd.DialContext(ctx, "tcp", e.Addr.String())
+	return nd.DialContext(ctx, network, e.Addr.String())
 }
 
 func (d *dialer) count(depot string) int {

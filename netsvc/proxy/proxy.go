@@ -1,8 +1,12 @@
 // Package proxy is the per-node proxy and load balancer of QNet: it listens on every
-// TCP port of every service at the service's stable address (VIP:port) and sends each
+// port of every service at the service's stable address (VIP:port) and sends each
 // connection to one ready replica of that service, preferring replicas on this node,
 // then splices the two connections until both sides are done. Replicas that leave the
 // catalog get no new connections, and their open ones are closed after a grace.
+//
+// A udp port has sessions instead of connections: the first datagram from a client
+// address picks a replica, as a connection does, and the session carries datagrams
+// both ways until it has been idle for Config.UDPIdleTimeout (see udp.go).
 package proxy
 
 import (
@@ -42,8 +46,18 @@ type Config struct {
 	MaxAttempts int
 	// Listen opens a listener; nil means net.Listen.
 	Listen func(network, addr string) (net.Listener, error)
-	// Flows, when set, is asked about every accepted connection before an endpoint is
-	// chosen; an error refuses the connection (it is closed, logged and counted).
+	// ListenPacket opens the socket of a udp port; nil means net.ListenPacket.
+	ListenPacket func(network, addr string) (net.PacketConn, error)
+	// UDPIdleTimeout ends a UDP session that carried no datagram either way for that
+	// long (default 60s).
+	UDPIdleTimeout time.Duration
+	// MaxUDPSessions bounds the sessions of one udp port (default 4096): datagrams
+	// from new clients beyond it are dropped and counted (PortStats.OverLimit).
+	MaxUDPSessions int
+	// Flows, when set, is asked about every accepted connection (and the first
+	// datagram of every UDP session) before an endpoint is chosen; an error refuses
+	// the connection (it is closed, logged and counted) or the session (its datagrams
+	// are dropped until it has been idle for UDPIdleTimeout).
 	Flows func(from netip.AddrPort, sp netsvc.ServicePort) error
 	// Bind returns the address to listen on for a service port; nil means
 	// VIP:Number. An empty answer means the port cannot be offered.
@@ -58,6 +72,9 @@ const (
 	DefaultDialTimeout = 3 * time.Second
 	DefaultDrainGrace  = 30 * time.Second
 	DefaultMaxAttempts = 3
+
+	DefaultUDPIdleTimeout = 60 * time.Second
+	DefaultMaxUDPSessions = 4096
 )
 
 // listenRetry is how long the proxy waits before it tries again to open listeners
@@ -82,6 +99,12 @@ func (c Config) Validate() error {
 	if c.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("MaxAttempts is %d: want a positive count such as 3, or 0 for the default", c.MaxAttempts))
 	}
+	if c.UDPIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("UDPIdleTimeout is %s: want a positive duration such as 60s, or 0 for the default", c.UDPIdleTimeout))
+	}
+	if c.MaxUDPSessions < 0 {
+		errs = append(errs, fmt.Errorf("MaxUDPSessions is %d: want a positive count such as 4096, or 0 for the default", c.MaxUDPSessions))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("proxy config: %w", err)
 	}
@@ -105,29 +128,49 @@ type Proxy struct {
 // portKey names a service port.
 type portKey struct{ service, port string }
 
-// listener is the listener of one service port.
+// listener is the listener of one service port: ln for a tcp port, pc for a udp one.
 type listener struct {
 	key    portKey
 	sp     netsvc.ServicePort // the latest from the catalog; guarded by Proxy.mu
 	bind   string
 	ln     net.Listener
+	pc     net.PacketConn
 	cancel context.CancelFunc
 }
 
-// conn is one proxied connection.
+func (l *listener) close() {
+	if l.ln != nil {
+		l.ln.Close()
+	} else {
+		l.pc.Close()
+	}
+	l.cancel()
+}
+
+func (l *listener) addr() net.Addr {
+	if l.ln != nil {
+		return l.ln.Addr()
+	}
+	return l.pc.LocalAddr()
+}
+
+// conn is one proxied connection or UDP session.
 type conn struct {
-	ep              netsvc.Endpoint
-	key             Key
-	port            *portCounters
-	client, backend net.Conn
-	drain           *time.Timer // set while the endpoint is out of the catalog
-	drainGen        uint64      // tells one drain from the next
+	ep       netsvc.Endpoint
+	key      Key
+	port     *portCounters
+	backend  net.Conn
+	end      func()      // ends it: closes a connection's two sides, stops a session
+	drain    *time.Timer // set while the endpoint is out of the catalog
+	drainGen uint64      // tells one drain from the next
 }
 
 // portCounters counts what happened to the connections of one service port.
 type portCounters struct {
+	proto                                               string
 	addr, listenErr                                     string // guarded by Proxy.mu
 	accepted, refused, noEndpoint, unreachable, drained atomic.Uint64
+	overLimit, dropped                                  atomic.Uint64 // udp ports only
 }
 
 // Stats is a snapshot of a proxy's books.
@@ -142,6 +185,7 @@ type Stats struct {
 // PortStats counts the connections of one service port.
 type PortStats struct {
 	Service, Port string
+	Protocol      string // tcp or udp
 	// Addr is where the port listens; empty when it does not, and then ListenErr says
 	// why.
 	Addr      string
@@ -149,7 +193,12 @@ type PortStats struct {
 	// Accepted counts every connection accepted. Of those, Refused were refused by the
 	// Flows hook, NoEndpoint found no ready endpoint, Unreachable found endpoints but
 	// could dial none, and Drained were closed when their endpoint's drain grace ended.
+	// For a udp port these count sessions.
 	Accepted, Refused, NoEndpoint, Unreachable, Drained uint64
+	// OverLimit counts the datagrams of new clients dropped because the udp port had
+	// Config.MaxUDPSessions sessions; Dropped the other datagrams the proxy dropped (a
+	// session's queue was full, or the session was refused or had no endpoint).
+	OverLimit, Dropped uint64
 }
 
 // New returns a proxy; Run starts it.
@@ -171,6 +220,15 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.Listen == nil {
 		cfg.Listen = net.Listen
+	}
+	if cfg.ListenPacket == nil {
+		cfg.ListenPacket = net.ListenPacket
+	}
+	if cfg.UDPIdleTimeout == 0 {
+		cfg.UDPIdleTimeout = DefaultUDPIdleTimeout
+	}
+	if cfg.MaxUDPSessions == 0 {
+		cfg.MaxUDPSessions = DefaultMaxUDPSessions
 	}
 	if cfg.Bind == nil {
 		cfg.Bind = DefaultBind
@@ -201,11 +259,14 @@ func DefaultBind(sp netsvc.ServicePort) string {
 	return net.JoinHostPort(sp.VIP.String(), strconv.Itoa(sp.Number))
 }
 
-// isTCP reports whether the proxy serves sp; an empty protocol is TCP, the manifest's
+// isTCP reports whether sp is a tcp port; an empty protocol is TCP, the manifest's
 // default.
 func isTCP(sp netsvc.ServicePort) bool { return sp.Protocol == "tcp" || sp.Protocol == "" }
 
-// Run keeps one listener per TCP service port of the catalog and serves connections
+// proxied reports whether the proxy serves sp: tcp and udp ports.
+func proxied(sp netsvc.ServicePort) bool { return isTCP(sp) || sp.Protocol == "udp" }
+
+// Run keeps one listener per service port of the catalog and serves connections
 // until ctx ends; then it closes every listener and every proxied connection and
 // returns nil once all its goroutines have ended. A listener that cannot be opened is
 // logged, shown in Stats and tried again. Run may be called once.
@@ -249,7 +310,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 func (p *Proxy) reconcile(ctx context.Context, wg *sync.WaitGroup) (failed bool) {
 	want := map[portKey]netsvc.ServicePort{}
 	for _, sp := range p.cfg.Catalog.Ports() {
-		if isTCP(sp) {
+		if proxied(sp) {
 			want[portKey{sp.Service, sp.Port}] = sp
 		}
 	}
@@ -257,13 +318,12 @@ func (p *Proxy) reconcile(ctx context.Context, wg *sync.WaitGroup) (failed bool)
 	p.mu.Lock()
 	for k, l := range p.listeners {
 		sp, ok := want[k]
-		if ok && p.cfg.Bind(sp) == l.bind {
+		if ok && p.cfg.Bind(sp) == l.bind && isTCP(sp) == isTCP(l.sp) {
 			l.sp = sp
 			continue
 		}
-		p.log.Info("closing service port", "service", k.service, "port", k.port, "addr", l.ln.Addr().String())
-		l.ln.Close()
-		l.cancel()
+		p.log.Info("closing service port", "service", k.service, "port", k.port, "addr", l.addr().String())
+		l.close()
 		delete(p.listeners, k)
 		if pc := p.ports[k]; pc != nil {
 			pc.addr = ""
@@ -280,7 +340,7 @@ func (p *Proxy) reconcile(ctx context.Context, wg *sync.WaitGroup) (failed bool)
 			open = append(open, k)
 		}
 		if p.ports[k] == nil {
-			p.ports[k] = &portCounters{}
+			p.ports[k] = &portCounters{proto: cmp.Or(want[k].Protocol, "tcp")}
 		}
 	}
 	p.mu.Unlock()
@@ -310,25 +370,34 @@ func (p *Proxy) open(ctx context.Context, wg *sync.WaitGroup, k portKey, sp nets
 	if bind == "" {
 		return errNoBind
 	}
-	ln, err := p.cfg.Listen("tcp", bind)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", bind, err)
-	}
 	lctx, cancel := context.WithCancel(ctx)
-	l := &listener{key: k, sp: sp, bind: bind, ln: ln, cancel: cancel}
+	l := &listener{key: k, sp: sp, bind: bind, cancel: cancel}
+	var err error
+	if isTCP(sp) {
+		l.ln, err = p.cfg.Listen("tcp", bind)
+	} else {
+		l.pc, err = p.cfg.ListenPacket("udp", bind)
+	}
+	if err != nil {
+		cancel()
+		return fmt.Errorf("listen on %s/%s: %w", bind, cmp.Or(sp.Protocol, "tcp"), err)
+	}
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()
-		cancel()
-		ln.Close()
+		l.close()
 		return nil
 	}
 	p.listeners[k] = l
 	pc := p.ports[k]
-	pc.addr, pc.listenErr = ln.Addr().String(), ""
+	pc.addr, pc.listenErr, pc.proto = l.addr().String(), "", cmp.Or(sp.Protocol, "tcp")
 	p.mu.Unlock()
-	p.log.Info("offering service port", "service", k.service, "port", k.port, "addr", pc.addr)
-	wg.Go(func() { p.accept(lctx, wg, l, pc) })
+	p.log.Info("offering service port", "service", k.service, "port", k.port, "protocol", cmp.Or(sp.Protocol, "tcp"), "addr", pc.addr)
+	if l.ln != nil {
+		wg.Go(func() { p.accept(lctx, wg, l, pc) })
+	} else {
+		wg.Go(func() { p.serveUDP(lctx, wg, l, pc) })
+	}
 	return nil
 }
 
@@ -372,7 +441,12 @@ func (p *Proxy) serve(ctx context.Context, l *listener, pc *portCounters, client
 		}
 	}
 
-	c, err := p.connect(ctx, sp, pc, client)
+	c, err := p.connect(ctx, sp, pc, func(backend net.Conn) func() {
+		return func() {
+			client.Close()
+			backend.Close()
+		}
+	})
 	if err != nil {
 		client.Close()
 		switch {
@@ -395,9 +469,10 @@ func (p *Proxy) serve(ctx context.Context, l *listener, pc *portCounters, client
 var errNoEndpoint = errors.New("no ready endpoint")
 
 // connect dials an endpoint of sp chosen by the balancer, trying others when a dial
-// fails, and registers the connection. Candidates are read from the catalog afresh
-// before each attempt, so no endpoint that has left it is tried.
-func (p *Proxy) connect(ctx context.Context, sp netsvc.ServicePort, pc *portCounters, client net.Conn) (*conn, error) {
+// fails, and registers the connection, which endFor(backend) ends. Candidates are read
+// from the catalog afresh before each attempt, so no endpoint that has left it is
+// tried.
+func (p *Proxy) connect(ctx context.Context, sp netsvc.ServicePort, pc *portCounters, endFor func(backend net.Conn) func()) (*conn, error) {
 	var tried []Key
 	var errs []error
 	for range p.cfg.MaxAttempts {
@@ -413,7 +488,7 @@ func (p *Proxy) connect(ctx context.Context, sp netsvc.ServicePort, pc *portCoun
 			continue
 		}
 		k := KeyOf(e)
-		c := &conn{ep: e, key: k, port: pc, client: client, backend: backend}
+		c := &conn{ep: e, key: k, port: pc, backend: backend, end: endFor(backend)}
 		if !p.register(c) {
 			backend.Close()
 			return nil, net.ErrClosed
@@ -463,6 +538,9 @@ func (p *Proxy) dialOne(ctx context.Context, sp netsvc.ServicePort, tried *[]Key
 	e, ok := p.bal.Pick(cands)
 	if len(cands) == 0 || !ok {
 		return netsvc.Endpoint{}, nil, errNoEndpoint
+	}
+	if sp.Protocol != "" {
+		e.Protocol = sp.Protocol // the Dialer opens a datagram socket for udp
 	}
 	k := KeyOf(e)
 	*tried = append(*tried, k)
@@ -560,7 +638,7 @@ func (p *Proxy) drain() {
 	var all []netsvc.Endpoint
 	current := map[Key]bool{}
 	for _, sp := range p.cfg.Catalog.Ports() {
-		if !isTCP(sp) {
+		if !proxied(sp) {
 			continue
 		}
 		for _, e := range p.cfg.Catalog.Endpoints(sp.Service, sp.Port) {
@@ -601,8 +679,7 @@ func (p *Proxy) expire(c *conn, gen uint64) {
 	p.mu.Unlock()
 	c.port.drained.Add(1)
 	p.log.Info("drain grace over, closing connection", "endpoint", c.key.String())
-	c.client.Close()
-	c.backend.Close()
+	c.end()
 }
 
 // closeAll closes every listener and connection, and refuses new ones.
@@ -611,8 +688,7 @@ func (p *Proxy) closeAll() {
 	defer p.mu.Unlock()
 	p.closing = true
 	for k, l := range p.listeners {
-		l.ln.Close()
-		l.cancel()
+		l.close()
 		delete(p.listeners, k)
 	}
 	for _, pc := range p.ports {
@@ -623,8 +699,7 @@ func (p *Proxy) closeAll() {
 			c.drain.Stop()
 			c.drain = nil
 		}
-		c.client.Close()
-		c.backend.Close()
+		c.end()
 	}
 }
 
@@ -637,7 +712,7 @@ func (p *Proxy) Addr(service, port string) (string, bool) {
 	if l == nil {
 		return "", false
 	}
-	return l.ln.Addr().String(), true
+	return l.addr().String(), true
 }
 
 // Stats returns a snapshot of the proxy's books.
@@ -648,6 +723,7 @@ func (p *Proxy) Stats() Stats {
 		s.Ports = append(s.Ports, PortStats{
 			Service:     k.service,
 			Port:        k.port,
+			Protocol:    pc.proto,
 			Addr:        pc.addr,
 			ListenErr:   pc.listenErr,
 			Accepted:    pc.accepted.Load(),
@@ -655,6 +731,8 @@ func (p *Proxy) Stats() Stats {
 			NoEndpoint:  pc.noEndpoint.Load(),
 			Unreachable: pc.unreachable.Load(),
 			Drained:     pc.drained.Load(),
+			OverLimit:   pc.overLimit.Load(),
+			Dropped:     pc.dropped.Load(),
 		})
 	}
 	p.mu.Unlock()
@@ -668,6 +746,10 @@ func (p *Proxy) Stats() Stats {
 func addrPortOf(a net.Addr) netip.AddrPort {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if ua, ok := a.(*net.UDPAddr); ok {
+		ap := ua.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	if a == nil {

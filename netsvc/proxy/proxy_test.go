@@ -462,14 +462,28 @@ func TestListenersFollowCatalog(t *testing.T) {
 	web := webPort
 	web.VIP = netip.MustParseAddr("127.0.0.1")
 	cat := newCatalog([]netsvc.ServicePort{web, udp}, a.endpoint(true))
-	r := start(t, Config{Catalog: cat, Dialer: newDialer(), Listen: listen, Bind: bind})
+	var udpBinds []string
+	listenPacket := func(network, addr string) (net.PacketConn, error) {
+		mu.Lock()
+		udpBinds = append(udpBinds, network+" "+addr)
+		mu.Unlock()
+		return net.ListenPacket(network, "127.0.0.1:0")
+	}
+	r := start(t, Config{Catalog: cat, Dialer: newDialer(), Listen: listen, ListenPacket: listenPacket, Bind: bind})
 
 	addr := r.addr(t, "web", "http")
 	if c := connect(t, addr); c.backend != "a" {
 		t.Fatalf("went to %s", c.backend)
 	}
-	if _, ok := r.Addr("dns", "dns"); ok {
-		t.Fatal("proxy listens for a UDP port")
+	// A udp port is offered on a datagram socket at the same VIP:port rule.
+	r.addr(t, "dns", "dns")
+	mu.Lock()
+	if len(udpBinds) != 1 || udpBinds[0] != "udp 127.0.0.1:53" {
+		t.Errorf("UDP sockets opened: %q, want one udp socket at 127.0.0.1:53", udpBinds)
+	}
+	mu.Unlock()
+	if ps := r.port("dns", "dns"); ps.Protocol != "udp" {
+		t.Errorf("dns port stats say protocol %q, want udp", ps.Protocol)
 	}
 
 	// A new port whose address is not there at first: the failure shows in Stats and
