@@ -220,27 +220,7 @@ func TestFlowsAllow(t *testing.T) {
 	ctx := context.Background()
 	applyHello(t, n, "db", 1, "  ports: [{name: http, port: 8080}]\n")
 	waitReady(t, n, "db")
-	var addr string
-	qnettest.WaitFor(t, 10*time.Second, "the proxy to listen for db", func() bool {
-		a, ok := n.Proxy().Addr("db", "http")
-		addr = a
-		return ok
-	})
-	host, port, _ := net.SplitHostPort(addr)
-	web, err := manifest.Decode("web.yaml", fmt.Appendf(nil, `apiVersion: qnet/v1
-kind: Service
-metadata: {name: web}
-spec:
-  depot: {exec: {command: bash, args: ["-c", "while :; do exec 3<>/dev/tcp/%s/%s; sleep 2; exec 3>&-; done"]}}
-  resources: {cpu: 200m, memory: 32Mi}
-  flows: {allow: [cache]}
-`, host, port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Client.Apply(ctx, web); err != nil {
-		t.Fatal(err)
-	}
+	addr := applyProber(t, n, "web", "db", "http", "tcp", "")
 	refused := func() bool {
 		rep, err := n.Client.Audit(ctx)
 		if err != nil {
@@ -265,6 +245,40 @@ spec:
 	if code, _ := get(t, addr, "/"); code != 200 {
 		t.Fatalf("a connection from outside any depot got %d", code)
 	}
+}
+
+// applyProber waits until node n's proxy offers service's port, then applies a service
+// called name whose depot, a bash loop, opens a socket to it (bash's /dev/tcp or
+// /dev/udp, by proto), sends line (if any) and holds the socket two seconds, again and
+// again; its manifest allows flows to "cache" alone. It returns the port's address.
+func applyProber(t *testing.T, n *qnettest.Node, name, service, port, proto, line string) string {
+	t.Helper()
+	var addr string
+	qnettest.WaitFor(t, 10*time.Second, "the proxy to offer "+service+"'s "+proto+" port", func() bool {
+		a, ok := n.Proxy().Addr(service, port)
+		addr = a
+		return ok
+	})
+	host, p, _ := net.SplitHostPort(addr)
+	send := ""
+	if line != "" {
+		send = " echo " + line + " >&3;"
+	}
+	svcs, err := manifest.Decode(name+".yaml", fmt.Appendf(nil, `apiVersion: qnet/v1
+kind: Service
+metadata: {name: %s}
+spec:
+  depot: {exec: {command: bash, args: ["-c", "while :; do exec 3<>/dev/%s/%s/%s;%s sleep 2; exec 3>&-; done"]}}
+  resources: {cpu: 200m, memory: 32Mi}
+  flows: {allow: [cache]}
+`, name, proto, host, p, send))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Client.Apply(context.Background(), svcs); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
 
 // applyHello applies a service of the example HTTP server (readiness probed every

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"qnet.dev/qnet/manifest"
 	"qnet.dev/qnet/netsvc/proxy"
 	"qnet.dev/qnet/netsvc/receipt"
 	"qnet.dev/qnet/node"
@@ -146,28 +145,8 @@ func TestFlowsAllowUDP(t *testing.T) {
 	ctx := context.Background()
 	applyHello(t, n, "echo", 1, udpEchoSpec)
 	waitReady(t, n, "echo")
-	var addr string
-	qnettest.WaitFor(t, 10*time.Second, "the proxy to offer echo's udp port", func() bool {
-		a, ok := n.Proxy().Addr("echo", "echo")
-		addr = a
-		return ok
-	})
-	host, port, _ := net.SplitHostPort(addr)
-	// bash's /dev/udp is a connected UDP socket, held two seconds after each datagram.
-	sender, err := manifest.Decode("sender.yaml", fmt.Appendf(nil, `apiVersion: qnet/v1
-kind: Service
-metadata: {name: sender}
-spec:
-  depot: {exec: {command: bash, args: ["-c", "while :; do exec 3<>/dev/udp/%s/%s; echo hi >&3; sleep 2; exec 3>&-; done"]}}
-  resources: {cpu: 200m, memory: 32Mi}
-  flows: {allow: [cache]}
-`, host, port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Client.Apply(ctx, sender); err != nil {
-		t.Fatal(err)
-	}
+	// bash's /dev/udp is a connected UDP socket.
+	addr := applyProber(t, n, "sender", "echo", "echo", "udp", "hi")
 	qnettest.WaitFor(t, 60*time.Second, "a refused UDP flow from sender to echo in the audit", func() bool {
 		rep, err := n.Client.Audit(ctx)
 		if err != nil {

@@ -410,12 +410,9 @@ func (p *Proxy) accept(ctx context.Context, wg *sync.WaitGroup, l *listener, pc 
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of file descriptors and the like: wait, then go on.
-			p.log.Warn("accept failed", "service", l.key.service, "port", l.key.port, "err", err, "retry_in", backoff)
-			if !ctxtime.Sleep(ctx, backoff) {
+			if !p.pause(ctx, l, "accept", err, &backoff) {
 				return
 			}
-			backoff = min(2*backoff, time.Second)
 			continue
 		}
 		backoff = 5 * time.Millisecond
@@ -764,6 +761,18 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 
 // closeWriter is a connection that can end its sending side alone.
 type closeWriter interface{ CloseWrite() error }
+
+// pause logs a failed accept or read on a port's socket (out of file descriptors and
+// the like) and waits before the next try, twice as long as the last time in a row, up
+// to a second. It returns false when ctx ended meanwhile.
+func (p *Proxy) pause(ctx context.Context, l *listener, op string, err error, backoff *time.Duration) bool {
+	p.log.Warn(op+" failed", "service", l.key.service, "port", l.key.port, "err", err, "retry_in", *backoff)
+	if !ctxtime.Sleep(ctx, *backoff) {
+		return false
+	}
+	*backoff = min(2**backoff, time.Second)
+	return true
+}
 
 // splice copies a to b and b to a. When one side finishes sending, the other is told
 // with a half close, and the other direction goes on; an error either way closes both.

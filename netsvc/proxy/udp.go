@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"qnet.dev/qnet/ctxtime"
 )
 
 // UDP has no connections, so the proxy makes sessions: the datagrams from one client
@@ -66,11 +64,9 @@ func (p *Proxy) serveUDP(ctx context.Context, wg *sync.WaitGroup, l *listener, p
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return // the sessions end with ctx, which closing the port cancels
 			}
-			p.log.Warn("read failed", "service", l.key.service, "port", l.key.port, "err", err, "retry_in", backoff)
-			if !ctxtime.Sleep(ctx, backoff) {
+			if !p.pause(ctx, l, "read", err, &backoff) {
 				return
 			}
-			backoff = min(2*backoff, time.Second)
 			continue
 		}
 		backoff = 5 * time.Millisecond
