@@ -52,12 +52,7 @@ func TestServiceDiscovery(t *testing.T) {
 	}
 
 	// The proxy of node 0 reaches the replicas on node 1 through the tunnel.
-	var addr string
-	qnettest.WaitFor(t, 10*time.Second, "the proxy to listen for web", func() bool {
-		a, ok := client.Proxy().Addr("web", "http")
-		addr = a
-		return ok && a != ""
-	})
+	addr := proxyAddr(t, client, "web", "http")
 	seen := map[string]bool{}
 	for range 20 {
 		code, body := get(t, addr, "/")
@@ -142,12 +137,7 @@ func TestReceiptsAndAudit(t *testing.T) {
   placement: {constraints: ["id == %s"]}
 `, nodes[1].ID()))
 	waitReady(t, nodes[0], "web")
-	var addr string
-	qnettest.WaitFor(t, 10*time.Second, "the proxy to listen for web", func() bool {
-		a, ok := nodes[0].Proxy().Addr("web", "http")
-		addr = a
-		return ok
-	})
+	addr := proxyAddr(t, nodes[0], "web", "http")
 	const flows = 3
 	for range flows {
 		// A connection of its own each time: one flow, one receipt.
@@ -247,18 +237,26 @@ func TestFlowsAllow(t *testing.T) {
 	}
 }
 
+// proxyAddr waits until node n's proxy offers the service's port and returns its
+// address there.
+func proxyAddr(t *testing.T, n *qnettest.Node, service, port string) string {
+	t.Helper()
+	var addr string
+	qnettest.WaitFor(t, 10*time.Second, "the proxy to offer "+service+"/"+port, func() bool {
+		a, ok := n.Proxy().Addr(service, port)
+		addr = a
+		return ok && a != ""
+	})
+	return addr
+}
+
 // applyProber waits until node n's proxy offers service's port, then applies a service
 // called name whose depot, a bash loop, opens a socket to it (bash's /dev/tcp or
 // /dev/udp, by proto), sends line (if any) and holds the socket two seconds, again and
 // again; its manifest allows flows to "cache" alone. It returns the port's address.
 func applyProber(t *testing.T, n *qnettest.Node, name, service, port, proto, line string) string {
 	t.Helper()
-	var addr string
-	qnettest.WaitFor(t, 10*time.Second, "the proxy to offer "+service+"'s "+proto+" port", func() bool {
-		a, ok := n.Proxy().Addr(service, port)
-		addr = a
-		return ok
-	})
+	addr := proxyAddr(t, n, service, port)
 	host, p, _ := net.SplitHostPort(addr)
 	send := ""
 	if line != "" {

@@ -176,12 +176,7 @@ type clientLoop struct {
 
 func startClientLoop(t *testing.T, n *qnettest.Node) *clientLoop {
 	t.Helper()
-	var addr string
-	qnettest.WaitFor(t, 10*time.Second, "the proxy to listen for hello", func() bool {
-		a, ok := n.Proxy().Addr("hello", "http")
-		addr = a
-		return ok
-	})
+	addr := proxyAddr(t, n, "hello", "http")
 	l := &clientLoop{done: make(chan struct{})}
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	l.wg.Go(func() {

@@ -35,12 +35,7 @@ func TestUDPService(t *testing.T) {
 	ctx := context.Background()
 	applyHello(t, nodes[0], "echo", 1, udpEchoSpec+fmt.Sprintf("  placement: {constraints: [\"id == %s\"]}\n", nodes[1].ID()))
 	waitReady(t, nodes[0], "echo")
-	var addr string
-	qnettest.WaitFor(t, 10*time.Second, "node 0's proxy to offer echo's udp port", func() bool {
-		a, ok := nodes[0].Proxy().Addr("echo", "echo")
-		addr = a
-		return ok
-	})
+	addr := proxyAddr(t, nodes[0], "echo", "echo")
 	c, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
