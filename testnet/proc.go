@@ -217,8 +217,11 @@ func cgroupProcs(parent string) []int {
 }
 
 // removeCgroups removes the (empty) groups under parent in every hierarchy, deepest
-// first; groups that still hold processes stay.
+// first; groups that still hold processes stay. A group whose last process was just
+// killed stays busy until the kernel has finished that process's exit, so a group the
+// kernel calls busy is tried again for up to removeGrace.
 func removeCgroups(parent string) {
+	deadline := time.Now().Add(removeGrace)
 	for _, mnt := range cgroupMounts() {
 		root := filepath.Join(mnt, parent)
 		var dirs []string
@@ -229,10 +232,15 @@ func removeCgroups(parent string) {
 			return nil
 		})
 		for i := len(dirs) - 1; i >= 0; i-- {
-			_ = syscall.Rmdir(dirs[i])
+			for syscall.Rmdir(dirs[i]) == syscall.EBUSY && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond) // poll step of a deadline wait
+			}
 		}
 	}
 }
+
+// removeGrace bounds how long removeCgroups waits for busy groups to empty.
+const removeGrace = 2 * time.Second
 
 // killNode kills a node's agent and every process of its depots with SIGKILL and waits
 // until they are gone. The agent is stopped (SIGSTOP) first, so that it starts nothing
