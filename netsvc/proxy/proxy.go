@@ -466,40 +466,29 @@ func (p *Proxy) serve(ctx context.Context, l *listener, pc *portCounters, client
 var errNoEndpoint = errors.New("no ready endpoint")
 
 // connect dials an endpoint of sp chosen by the balancer, trying others when a dial
-// fails, and registers the connection, which endFor(backend) ends. Candidates are read
-// from the catalog afresh before each attempt, so no endpoint that has left it is
-// tried.
+// fails, and registers the connection, which endFor(backend) ends.
 func (p *Proxy) connect(ctx context.Context, sp netsvc.ServicePort, pc *portCounters, endFor func(backend net.Conn) func()) (*conn, error) {
-	var tried []Key
-	var errs []error
-	for range p.cfg.MaxAttempts {
-		e, backend, err := p.dialOne(ctx, sp, &tried)
-		if errors.Is(err, errNoEndpoint) {
-			break
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			errs = append(errs, err)
-			continue
-		}
+	var c *conn
+	err := p.dial(ctx, sp, func(e netsvc.Endpoint, backend net.Conn) (bool, error) {
 		k := KeyOf(e)
-		c := &conn{ep: e, key: k, port: pc, backend: backend, end: endFor(backend)}
+		c = &conn{ep: e, key: k, port: pc, backend: backend, end: endFor(backend)}
 		if !p.register(c) {
 			backend.Close()
-			return nil, net.ErrClosed
+			return true, net.ErrClosed
 		}
 		// The endpoint may have left the catalog while it was dialled; a drain that
 		// ran before register did not see this connection, so look again.
 		if !p.inCatalog(sp, k) {
 			p.forget(c)
 			backend.Close()
-			continue
+			return false, nil
 		}
-		return c, nil
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, noneAnswered(sp, errs)
+	return c, nil
 }
 
 // DialService opens a connection to a ready endpoint of a service's port as the
@@ -507,7 +496,20 @@ func (p *Proxy) connect(ctx context.Context, sp netsvc.ServicePort, pc *portCoun
 // endpoints tried when a dial fails. The node's ingress reaches services through it.
 // Closing the connection tells the balancer it ended.
 func (p *Proxy) DialService(ctx context.Context, service, port string) (net.Conn, error) {
-	sp := netsvc.ServicePort{Service: service, Port: port}
+	var out net.Conn
+	err := p.dial(ctx, netsvc.ServicePort{Service: service, Port: port}, func(e netsvc.Endpoint, backend net.Conn) (bool, error) {
+		p.bal.Begin(e)
+		out = &countedConn{Conn: backend, end: func() { p.bal.End(e) }}
+		return true, nil
+	})
+	return out, err
+}
+
+// dial dials endpoints of sp that the balancer chooses, up to MaxAttempts, reading the
+// candidates from the catalog afresh before each (so no endpoint that has left it is
+// tried), and hands each backend it reaches to use, which says whether it is done
+// (with its error) or another endpoint should be tried. It fails when none answered.
+func (p *Proxy) dial(ctx context.Context, sp netsvc.ServicePort, use func(e netsvc.Endpoint, backend net.Conn) (done bool, err error)) error {
 	var tried []Key
 	var errs []error
 	for range p.cfg.MaxAttempts {
@@ -517,15 +519,16 @@ func (p *Proxy) DialService(ctx context.Context, service, port string) (net.Conn
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 			errs = append(errs, err)
 			continue
 		}
-		p.bal.Begin(e)
-		return &countedConn{Conn: backend, end: func() { p.bal.End(e) }}, nil
+		if done, err := use(e, backend); done {
+			return err
+		}
 	}
-	return nil, noneAnswered(sp, errs)
+	return noneAnswered(sp, errs)
 }
 
 // dialOne dials one endpoint of sp that is not in tried, chosen by the balancer, adds
