@@ -494,20 +494,11 @@ func (d *Driver) takeWarm(ctx context.Context, module string) *supervisorProc {
 		case p != nil && p.prime == module && !p.taken:
 			sp = p
 			sp.taken = true // the refill leaves it to this start
-		case p != nil && p.prime == module && d.want == module:
-			// Another start took the supervisor that compiles this module (replicas
-			// starting together): once it has compiled it into the cache, the refill
-			// makes the next one ready from there, in a fraction of the time. Waiting for
-			// that beats compiling the module a second time beside the first.
-			d.warmMu.Unlock()
-			select {
-			case <-changed:
-				continue
-			case <-ctx.Done():
-				return nil
-			}
-		case d.refilling && d.want == module && p == nil:
-			// One is about to be started for this module: wait for it to exist.
+		case d.refilling && d.want == module && (p == nil || p.prime == module):
+			// A supervisor for this module is about to be started, or another start
+			// took the one compiling it (replicas starting together): wait for the one
+			// the refill makes ready next, which loads the module from the cache the
+			// first one compiled it into, rather than compile it a second time beside it.
 			d.warmMu.Unlock()
 			select {
 			case <-changed:
