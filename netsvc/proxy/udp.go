@@ -170,31 +170,10 @@ func (u *udpPort) relay(ctx context.Context, s *session, backend net.Conn) {
 		}
 	}()
 
-	idle := u.p.cfg.UDPIdleTimeout
-	timer := time.NewTimer(idle)
-	defer timer.Stop()
-loop:
-	for {
-		select {
-		case msg := <-s.queue:
-			if _, err := backend.Write(msg); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
-				break loop
-			}
-			s.touch()
-		case <-timer.C:
-			left := idle - time.Since(time.Unix(0, s.last.Load()))
-			if left <= 0 {
-				break loop
-			}
-			timer.Reset(left)
-		case <-s.stop:
-			break loop
-		case <-readerDone:
-			break loop
-		case <-ctx.Done():
-			break loop
-		}
-	}
+	u.serveQueue(ctx, s, readerDone, func(msg []byte) bool {
+		_, err := backend.Write(msg)
+		return err == nil || errors.Is(err, syscall.ECONNREFUSED)
+	})
 	u.remove(s) // new datagrams of the client start a new session
 	u.pc.dropped.Add(uint64(len(s.queue)))
 	// A tunnel stream ends one side first, so that the far end sends what it still
@@ -213,13 +192,24 @@ loop:
 // discard drops a refused session's datagrams until it has been idle for the idle
 // timeout or ctx ends.
 func (u *udpPort) discard(ctx context.Context, s *session) {
+	u.serveQueue(ctx, s, nil, func([]byte) bool {
+		u.pc.dropped.Add(1)
+		return true
+	})
+}
+
+// serveQueue hands the session's datagrams to handle (false ends the session) until
+// the session has been idle for the idle timeout, is stopped, done closes, or ctx ends.
+func (u *udpPort) serveQueue(ctx context.Context, s *session, done <-chan struct{}, handle func(msg []byte) bool) {
 	idle := u.p.cfg.UDPIdleTimeout
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
 	for {
 		select {
-		case <-s.queue:
-			u.pc.dropped.Add(1)
+		case msg := <-s.queue:
+			if !handle(msg) {
+				return
+			}
 			s.touch()
 		case <-timer.C:
 			left := idle - time.Since(time.Unix(0, s.last.Load()))
@@ -228,6 +218,8 @@ func (u *udpPort) discard(ctx context.Context, s *session) {
 			}
 			timer.Reset(left)
 		case <-s.stop:
+			return
+		case <-done:
 			return
 		case <-ctx.Done():
 			return
