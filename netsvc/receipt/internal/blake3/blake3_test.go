@@ -1,11 +1,17 @@
 package blake3
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"hash"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+
+	"lukechampine.com/blake3/guts"
 
 	ref "lukechampine.com/blake3"
 )
@@ -54,7 +60,9 @@ func input(n int) []byte {
 
 // TestVectors hashes each vector's input in one write, in writes of several sizes
 // that do and do not line up with chunks and SIMD groups, and with a Sum in between.
-func TestVectors(t *testing.T) {
+func TestVectors(t *testing.T) { forEachPath(t, testVectors) }
+
+func testVectors(t *testing.T) {
 	for _, v := range vectors {
 		in := input(v.n)
 		for _, w := range []int{1, 63, 1000, 1024, 4096, 16383, 16384, 16385, 1 << 20} {
@@ -74,13 +82,16 @@ func TestVectors(t *testing.T) {
 
 // TestAgainstReference compares with the guts module's own one-shot hash over random
 // lengths around group and tree boundaries, written in random pieces.
-func TestAgainstReference(t *testing.T) {
+func TestAgainstReference(t *testing.T) { forEachPath(t, testAgainstReference) }
+
+func testAgainstReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	data := make([]byte, 1<<20+3000)
 	for i := range data {
 		data[i] = byte(r.Uint32())
 	}
 	lengths := []int{0, 1, 64, 65, 1024, 1025, group - 1, group, group + 1, 2 * group, 3*group + 5,
+		batchGroups * group, batchGroups*group + 1, (batchGroups+1)*group - 1, 2 * batchGroups * group,
 		16 * group, 17*group - 1, 32 * group, 64*group + 1000, len(data)}
 	for range 20 {
 		lengths = append(lengths, r.IntN(len(data)))
@@ -102,6 +113,119 @@ func TestAgainstReference(t *testing.T) {
 			t.Errorf("%d bytes after Reset: got %x, want %x", n, got, want)
 		}
 	}
+}
+
+// forEachPath runs test with this CPU's kernels, if it has them, and with the guts
+// module's code alone.
+func forEachPath(t *testing.T, test func(*testing.T)) {
+	t.Cleanup(func() { useKernel = haveKernel })
+	for _, kernel := range []bool{true, false} {
+		name := "guts"
+		if kernel {
+			name = "kernel"
+		}
+		t.Run(name, func(t *testing.T) {
+			if kernel && !haveKernel {
+				t.Skip("this CPU lacks AVX-512 (F and VL), which the kernels need")
+			}
+			useKernel = kernel
+			test(t)
+		})
+	}
+}
+
+// TestKernels checks both kernels lane by lane against the guts module's scalar
+// compression, with counters that carry into their high word.
+func TestKernels(t *testing.T) {
+	if !haveKernel {
+		t.Skip("this CPU lacks AVX-512 (F and VL), which the kernels need")
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var buf [group]byte
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	at := uint64(1)<<32 - 5 // lanes 5 and up count past 2^32
+	var ctr [2][16]uint32
+	for j := range 16 {
+		ctr[0][j], ctr[1][j] = uint32(at+uint64(j)), uint32((at+uint64(j))>>32)
+	}
+	var cvs [16][8]uint32
+	compressChunks16(&cvs, &buf, &guts.IV, &ctr, &chunkFlags)
+	for j := range 16 {
+		want := guts.ChainingValue(guts.CompressChunk(buf[j*guts.ChunkSize:(j+1)*guts.ChunkSize], &guts.IV, at+uint64(j), 0))
+		if cvs[j] != want {
+			t.Errorf("chunk %d: got %08x, want %08x", j, cvs[j], want)
+		}
+	}
+	var in [32][8]uint32
+	for i := range in {
+		for w := range in[i] {
+			in[i][w] = r.Uint32()
+		}
+	}
+	var parents [16][8]uint32
+	compressParents16(&parents, &in, &guts.IV, guts.FlagParent)
+	for j := range 16 {
+		if want := guts.ChainingValue(guts.ParentNode(in[2*j], in[2*j+1], &guts.IV, 0)); parents[j] != want {
+			t.Errorf("parent %d: got %08x, want %08x", j, parents[j], want)
+		}
+	}
+}
+
+// TestKernelGenerated checks that kernel_amd64.s is what gen_kernel.go writes now.
+func TestKernelGenerated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the generator with the go command")
+	}
+	out := filepath.Join(t.TempDir(), "kernel.s")
+	cmd := exec.Command("go", "run", "gen_kernel.go", "-o", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run gen_kernel.go: %v\n%s", err, b)
+	}
+	want, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("kernel_amd64.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("kernel_amd64.s differs from what gen_kernel.go writes: run go generate ./netsvc/receipt/internal/blake3")
+	}
+}
+
+// FuzzWrite hashes inputs of up to 1 MiB (n bytes repeating pattern, so that the
+// corpus stays small), written in pieces of the sizes w1 and w2 in turn, with either
+// path, and compares with the guts module's one-shot hash.
+func FuzzWrite(f *testing.F) {
+	f.Add([]byte("abc"), uint32(3), uint16(1), uint16(2), false)
+	f.Add([]byte{1, 2, 3, 4, 5}, uint32(3*group+100), uint16(group), uint16(1000), true)
+	f.Add([]byte{7}, uint32((batchGroups+1)*group+1), uint16(group-1), uint16(group+1), true)
+	f.Fuzz(func(t *testing.T, pattern []byte, n uint32, w1, w2 uint16, kernel bool) {
+		defer func() { useKernel = haveKernel }()
+		useKernel = kernel && haveKernel
+		data := make([]byte, int(n%(1<<20)))
+		if len(pattern) > 0 {
+			for i := range data {
+				data[i] = pattern[i%len(pattern)] + byte(i/len(pattern))
+			}
+		}
+		want := ref.Sum256(data)
+		h := New()
+		for off, i := 0, 0; off < len(data); i++ {
+			w := max(int(w1), 1)
+			if i%2 == 1 {
+				w = max(int(w2), 1)
+			}
+			h.Write(data[off:min(len(data), off+w)])
+			off += w
+		}
+		if got := h.Sum256(); got != want {
+			t.Fatalf("%d bytes in writes of %d and %d: got %x, want %x", len(data), w1, w2, got, want)
+		}
+	})
 }
 
 // TestNoAllocs checks that writing and summing allocate nothing.
