@@ -236,17 +236,10 @@ func (s *containerServices) serve(cn *containerNet, c *net.TCPConn) {
 		s.log.Debug("connection from a container to no service port", "depot", cn.depot, "to", dst, "err", err)
 		return
 	}
-	if err := s.n.checkContainerFlow(cn.depot, sp); err != nil {
-		s.log.Info("connection refused by flow policy", "depot", cn.depot, "service", sp.Service, "port", sp.Port, "err", err)
-		return
-	}
-	backend, err := s.n.proxy.DialService(cn.ctx, sp.Service, sp.Port)
-	if err != nil {
+	allow := func() error { return s.n.checkContainerFlow(cn.depot, sp) }
+	if err := s.n.proxy.ServeConn(cn.ctx, sp, c, allow); err != nil {
 		s.log.Debug("connection from a container closed", "depot", cn.depot, "service", sp.Service, "port", sp.Port, "err", err)
-		return
 	}
-	defer backend.Close()
-	splice(cn.ctx, c, backend)
 }
 
 // servicePort finds the TCP service port at a VIP and port.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"qnet.dev/qnet/depot"
+	"qnet.dev/qnet/netsvc/proxy"
 	"qnet.dev/qnet/qnettest"
 )
 
@@ -127,10 +128,27 @@ spec:
 	if t.Failed() {
 		t.FailNow()
 	}
+	// The containers' connections are in the books of node a's proxy, like those to
+	// its own listener (the two calls may share a kept-alive connection).
+	dbStats := func() proxy.PortStats {
+		for _, ps := range a.Proxy().Stats().Ports {
+			if ps.Service == "db" && ps.Port == "http" {
+				return ps
+			}
+		}
+		return proxy.PortStats{}
+	}
+	before := dbStats()
+	if before.Accepted < 1 || before.Refused != 0 {
+		t.Fatalf("db's port on node a after two calls from web: %+v; want them accepted", before)
+	}
 
 	code, body = get(t, rogue.Addrs["http"], "/call?name=db&port=8080")
 	if code != 502 || !strings.Contains(body, "get "+dbVIP) {
 		t.Fatalf("rogue, not allowed to reach db, got %d %q; want its connection closed", code, body)
+	}
+	if st := dbStats(); st.Accepted != before.Accepted+1 || st.Refused != 1 {
+		t.Fatalf("db's port on node a after rogue's call: %+v; want one more accepted, and refused", st)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {

@@ -427,10 +427,41 @@ func (p *Proxy) serve(ctx context.Context, l *listener, pc *portCounters, client
 	sp := l.sp
 	p.mu.Unlock()
 	from := addrPortOf(client.RemoteAddr())
-	log := p.log.With("service", sp.Service, "port", sp.Port, "from", from.String())
-
+	var allow func() error
 	if p.cfg.Flows != nil {
-		if err := p.cfg.Flows(from, sp); err != nil {
+		allow = func() error { return p.cfg.Flows(from, sp) }
+	}
+	p.proxyConn(ctx, sp, pc, client, allow, p.log.With("service", sp.Service, "port", sp.Port, "from", from.String()))
+}
+
+// ServeConn proxies client, a connection for service port sp that reached the node
+// other than through the proxy's listener for it (a container's connections to any
+// VIP arrive at one socket in its network namespace), as if it had come to that
+// listener: counted in the port's stats, refused (and counted) when allow, if not
+// nil, returns an error, balanced over the ready endpoints and drained when its
+// endpoint leaves. It returns once the connection is done, and closes it; when ctx
+// ends first, the connection is cut. It fails, having closed client, when the proxy
+// has no such TCP port.
+func (p *Proxy) ServeConn(ctx context.Context, sp netsvc.ServicePort, client net.Conn, allow func() error) error {
+	p.mu.Lock()
+	pc := p.ports[portKey{sp.Service, sp.Port}]
+	tcp := pc != nil && pc.proto == "tcp"
+	p.mu.Unlock()
+	if !tcp {
+		client.Close()
+		return fmt.Errorf("proxy: no TCP service port %s/%s", sp.Service, sp.Port)
+	}
+	pc.accepted.Add(1)
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	defer stop()
+	p.proxyConn(ctx, sp, pc, client, allow, p.log.With("service", sp.Service, "port", sp.Port, "from", client.RemoteAddr().String()))
+	return nil
+}
+
+// proxyConn proxies one connection to sp, refused when allow (if not nil) says so.
+func (p *Proxy) proxyConn(ctx context.Context, sp netsvc.ServicePort, pc *portCounters, client net.Conn, allow func() error, log *slog.Logger) {
+	if allow != nil {
+		if err := allow(); err != nil {
 			pc.refused.Add(1)
 			log.Info("connection refused by flow policy", "err", err)
 			client.Close()

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -346,6 +347,91 @@ func TestFlowsRefuse(t *testing.T) {
 	last := calls[1]
 	if last.sp != db || last.from != nc.LocalAddr().(*net.TCPAddr).AddrPort() {
 		t.Fatalf("Flows got (%v, %+v), want (%v, %+v)", last.from, last.sp, nc.LocalAddr(), db)
+	}
+}
+
+// TestServeConn serves connections that arrived on a socket of their own (as a
+// container's do) through the proxy: proxied to the backend and counted with the
+// port's own, refused and counted when allow says no, cut when their context ends,
+// and turned away for a port the proxy does not have.
+func TestServeConn(t *testing.T) {
+	a := newBackend(t, "a")
+	r := start(t, Config{Catalog: newCatalog([]netsvc.ServicePort{webPort}, a.endpoint(true)), Dialer: newDialer()})
+	r.addr(t, "web", "http") // the port is up
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	// serveOne makes a connection the test's side of which it returns, and serves the
+	// other side with ServeConn, whose result goes to done.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	serveOne := func(sp netsvc.ServicePort, allow func() error) (*client, chan error) {
+		nc, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		sc, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- r.ServeConn(ctx, sp, sc, allow) }()
+		return &client{Conn: nc, r: bufio.NewReader(nc)}, done
+	}
+
+	c, done := serveOne(webPort, nil)
+	if line, err := c.r.ReadString('\n'); err != nil || line != "a\n" {
+		t.Fatalf("greeting through ServeConn: %q, %v", line, err)
+	}
+	if err := c.echo("ping"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.port("web", "http").Accepted; got != 1 {
+		t.Errorf("accepted %d, want 1", got)
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	c, done = serveOne(webPort, func() error { return errors.New("not in flows.allow") })
+	if err := closedByPeer(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.port("web", "http"); st.Accepted != 2 || st.Refused != 1 {
+		t.Errorf("after a refusal: accepted %d, refused %d; want 2 and 1", st.Accepted, st.Refused)
+	}
+	if n := a.accepted.Load(); n != 1 {
+		t.Errorf("backend accepted %d connections, want only the allowed one", n)
+	}
+
+	// The context ends a connection in the middle.
+	c, done = serveOne(webPort, nil)
+	if _, err := c.r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := closedByPeer(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	c, done = serveOne(netsvc.ServicePort{Service: "nope", Port: "http"}, nil)
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "no TCP service port nope/http") {
+		t.Fatalf("ServeConn to an unknown port: %v", err)
+	}
+	if err := closedByPeer(c); err != nil {
+		t.Fatal(err)
 	}
 }
 
