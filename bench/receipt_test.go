@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"io"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -12,11 +13,11 @@ import (
 )
 
 // BenchmarkReceiptCost measures what transfer receipts cost on the cross-node path:
-// 256 MiB over one tunnel stream, as it is and inside the receipt frame layer that
-// counts and hashes every byte at both ends, in rounds of 64 MiB each: one slice on a
-// plain stream, one on a flow hashed as nodes dial it (BLAKE3) and one on a flow
-// hashed as receipts of format 1 were (SHA-256, Config.Format1), in an order that
-// turns from round to round. Each round gives a cost (1 − plain time ÷ flow time),
+// 256 MiB over one tunnel, as it is and inside the receipt frame layer that counts
+// and hashes every byte at both ends, in rounds of 64 MiB each: one slice on a plain
+// stream, one on a flow hashed as nodes dial it (BLAKE3) and one on a flow hashed as
+// receipts of format 1 were (SHA-256, Config.Format1), each on a fresh stream of the
+// tunnel, in an order that turns from round to round. Each round gives a cost (1 − plain time ÷ flow time),
 // and the reported cost is the median over the rounds, so that a round the VM's
 // neighbours slowed down moves the figure less than a ratio of the sums would; the
 // throughputs are over all rounds. It also times how long both ends take to exchange
@@ -27,7 +28,7 @@ import (
 //	go test -run '^$' -bench 'BenchmarkReceiptCost$' -benchtime 20x ./bench
 func BenchmarkReceiptCost(b *testing.B) {
 	dcfg, lcfg := tunnelNodes(b)
-	w, r, _, _ := streamPair(b, dcfg, lcfg)
+	_, _, d, t := streamPair(b, dcfg, lcfg)
 	ctx := context.Background()
 	const slice = throughputBytes / 4
 	var raw, finish time.Duration
@@ -36,18 +37,22 @@ func BenchmarkReceiptCost(b *testing.B) {
 	flows, round := 0, 0
 	for b.Loop() {
 		for range throughputBytes / slice {
-			// Plain first, or last, by turns; a flow of its own for each hash, on a
-			// fresh stream of the same tunnel.
+			// Plain first, or last, by turns; each slice on a fresh stream of the
+			// same tunnel, as a node opens one per connection, and a flow of its own
+			// for each hash.
 			took := map[bool]time.Duration{}
 			var plain time.Duration
 			for i := range 3 {
 				if (i+round)%3 == 0 {
+					w, r := streamOn(b, d, t)
 					plain, _ = transfer(b, w, r, slice)
 					raw += plain
+					w.Close()
+					r.Close()
 					continue
 				}
 				format1 := (i+round)%3 == 2
-				dc, ac := flowPairOf(b, dcfg, lcfg, "data", format1)
+				dc, ac := flowOn(b, d, t, dcfg, lcfg, "data", format1)
 				took[format1], _ = transfer(b, dc, ac, slice)
 				metered[format1] += took[format1]
 				start := time.Now()
@@ -61,6 +66,8 @@ func BenchmarkReceiptCost(b *testing.B) {
 				}
 				finish += time.Since(start)
 				flows++
+				dc.Close()
+				ac.Close()
 			}
 			for format1, d := range took {
 				costs[format1] = append(costs[format1], 100*(1-float64(plain)/float64(d)))
@@ -95,9 +102,9 @@ func medianFloat(v []float64) float64 {
 //	go test -run '^$' -bench BenchmarkReceiptCostRequests -benchtime 3x ./bench
 func BenchmarkReceiptCostRequests(b *testing.B) {
 	dcfg, lcfg := tunnelNodes(b)
-	w, r, _, _ := streamPair(b, dcfg, lcfg)
-	dc, ac := flowPair(b, dcfg, lcfg, "http")
-	sdc, sac := flowPairOf(b, dcfg, lcfg, "http", true)
+	w, r, d, t := streamPair(b, dcfg, lcfg)
+	dc, ac := flowOn(b, d, t, dcfg, lcfg, "http", false)
+	sdc, sac := flowOn(b, d, t, dcfg, lcfg, "http", true)
 	const rounds = 2000
 	var raw, metered, sha time.Duration
 	for b.Loop() {
@@ -147,18 +154,30 @@ func pingPong(b *testing.B, c, s io.ReadWriter, n int) time.Duration {
 	return took
 }
 
-// flowPair opens a stream of a tunnel between the two nodes and starts a flow on it in
-// the receipt frame layer: the dialing end and the accepting one.
-func flowPair(b *testing.B, dcfg, lcfg tunnel.Config, port string) (dialer, acceptor *receipt.Conn) {
+// streamOn opens a stream of tunnel d, whose other end is t: the dialing end and the
+// accepting one.
+func streamOn(b *testing.B, d, t *tunnel.Tunnel) (w, r net.Conn) {
 	b.Helper()
-	return flowPairOf(b, dcfg, lcfg, port, false)
+	ctx := context.Background()
+	w, err := d.Open(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Write([]byte{0}) // the peer learns of a stream with its first frame
+	r, err = t.Accept(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Read(make([]byte, 1))
+	return w, r
 }
 
-// flowPairOf is flowPair with the dialer speaking HELLO version 1 (SHA-256) when
-// format1 is set.
-func flowPairOf(b *testing.B, dcfg, lcfg tunnel.Config, port string, format1 bool) (dialer, acceptor *receipt.Conn) {
+// flowOn opens a stream of tunnel d (from node dcfg to node lcfg, whose end is t) and
+// starts a flow on it in the receipt frame layer: the dialing end and the accepting
+// one. The dialer speaks HELLO version 1 (SHA-256) when format1 is set.
+func flowOn(b *testing.B, d, t *tunnel.Tunnel, dcfg, lcfg tunnel.Config, port string, format1 bool) (dialer, acceptor *receipt.Conn) {
 	b.Helper()
-	mw, mr, _, _ := streamPair(b, dcfg, lcfg)
+	mw, mr := streamOn(b, d, t)
 	dialCfg := receipt.Config{Self: dcfg.Key.ID(), Key: dcfg.Key, Peer: lcfg.Key.ID(), PeerKey: lcfg.Key.Public(), Format1: format1}
 	accCfg := receipt.Config{Self: lcfg.Key.ID(), Key: lcfg.Key, Peer: dcfg.Key.ID(), PeerKey: dcfg.Key.Public()}
 	ctx := context.Background()
