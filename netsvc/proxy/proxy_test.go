@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -641,4 +642,66 @@ func TestNoTrafficBeforeCatalog(t *testing.T) {
 		defer c.Close()
 		return c.backend == "b"
 	})
+}
+
+// TestCopyConnSmallThenBulk sends small messages, each read on its own, then a bulk
+// stream that fills the copy buffer (from which on the copy is io.Copy's), then small
+// messages again, and checks that all arrive in order and that a clean end is no
+// error.
+func TestCopyConnSmallThenBulk(t *testing.T) {
+	tcpPair := func() (*net.TCPConn, *net.TCPConn) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		a, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close(); b.Close() })
+		return a.(*net.TCPConn), b.(*net.TCPConn)
+	}
+	in, src := tcpPair()
+	dst, out := tcpPair()
+	out.SetReadDeadline(time.Now().Add(10 * time.Second))
+	done := make(chan error, 1)
+	go func() {
+		err := copyConn(dst, src)
+		dst.CloseWrite()
+		done <- err
+	}()
+	r := rand.New(rand.NewPCG(5, 6))
+	send := func(n int) {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(r.Uint32())
+		}
+		errc := make(chan error, 1)
+		go func() { _, err := in.Write(p); errc <- err }()
+		got := make([]byte, n)
+		if _, err := io.ReadFull(out, got); err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, p) {
+			t.Fatalf("%d bytes arrived changed", n)
+		}
+	}
+	for _, n := range []int{10, 100, 1000, 3 * copyBuf, 1 << 20, 7, 1000} {
+		send(n)
+	}
+	in.CloseWrite()
+	if n, err := out.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the end: %d bytes, %v; want EOF", n, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("copyConn after a clean end: %v", err)
+	}
 }
