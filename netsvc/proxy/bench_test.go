@@ -63,8 +63,8 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 // BenchmarkProxyCPU is the CPU time (user and system, of the whole process: clients,
 // proxy and echo backend) per round trip of a 100-byte message on 32 kept-alive
 // connections at once, straight to the backend and through the proxy; the difference
-// is what the proxy costs per round trip. CPU time, unlike a rate, hardly moves with
-// what else the machine runs.
+// is what the proxy costs per round trip. CPU time moves less than a rate with what
+// else the machine runs, but it moves: compare two builds by alternating their runs.
 //
 //	go test -run '^$' -bench BenchmarkProxyCPU -benchtime 5x ./netsvc/proxy
 func BenchmarkProxyCPU(b *testing.B) {
