@@ -209,16 +209,7 @@ func streamPair(b *testing.B, dcfg, lcfg tunnel.Config) (w, r net.Conn, d, t *tu
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err = d.Open(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w.Write([]byte{0}) // the peer learns of a stream with its first frame
-	r, err = t.Accept(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r.Read(make([]byte, 1))
+	w, r = streamOn(b, d, t)
 	return w, r, d, t
 }
 
