@@ -364,22 +364,9 @@ func TestServeConn(t *testing.T) {
 
 	// serveOne makes a connection the test's side of which it returns, and serves the
 	// other side with ServeConn, whose result goes to done.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 	serveOne := func(sp netsvc.ServicePort, allow func() error) (*client, chan error) {
-		nc, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nc.Close() })
+		nc, sc := tcpPair(t)
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		sc, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
 		done := make(chan error, 1)
 		go func() { done <- r.ServeConn(ctx, sp, sc, allow) }()
 		return &client{Conn: nc, r: bufio.NewReader(nc)}, done
@@ -649,25 +636,8 @@ func TestNoTrafficBeforeCatalog(t *testing.T) {
 // messages again, and checks that all arrive in order and that a clean end is no
 // error.
 func TestCopyConnSmallThenBulk(t *testing.T) {
-	tcpPair := func() (*net.TCPConn, *net.TCPConn) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		a, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close(); b.Close() })
-		return a.(*net.TCPConn), b.(*net.TCPConn)
-	}
-	in, src := tcpPair()
-	dst, out := tcpPair()
+	in, src := tcpPair(t)
+	dst, out := tcpPair(t)
 	out.SetReadDeadline(time.Now().Add(10 * time.Second))
 	done := make(chan error, 1)
 	go func() {
